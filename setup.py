@@ -11,6 +11,7 @@ setup(
     install_requires=[
         # The plain wheel runs on CPU and pulls no CUDA libraries; the gpu extra adds them.
         "tensorflow>=2.21,<2.22",
+        "tensorboard",  # tf.summary needs it; TF 2.21 no longer pulls it in
         "numpy",
         "opencv-python-headless",
         "dlib-bin",  # prebuilt dlib (imports as `dlib`); never install plain `dlib` beside it

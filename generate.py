@@ -1,0 +1,59 @@
+"""Sample mode (a grid and individual faces from a trained generator) and export to .keras / SavedModel."""
+import os
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+import model
+import utils
+
+
+def sample(src, sample_dir, sample_num, seed, batch_size=64):
+    """Write sample_grid.png (up to the first 64 faces) and sample_num faces as faces/face_NNNNN.png.
+
+    The z of every face is kept in faces/z.npy (row i drew face i), drawn from the prior the model was
+    trained with, so any face can be drawn again.
+    """
+    if sample_num < 1:
+        raise ValueError(f"--sample_num must be at least 1, got {sample_num}")
+    z = model.sample_z(src.cfg.z_dist, sample_num, src.cfg.z_dim, np.random.default_rng(seed))
+    images = model.generate_images(src.generator, z, batch_size)
+    face_dir = os.path.join(sample_dir, "faces")
+    os.makedirs(face_dir, exist_ok=True)
+    pixels = utils.to_uint8(images)
+    for i, image in enumerate(pixels):
+        utils.imwrite(os.path.join(face_dir, f"face_{i:05d}.png"), image)
+    utils.atomic_write(os.path.join(face_dir, "z.npy"), lambda f: np.save(f, z))
+    grid = images[:64]
+    grid_path = os.path.join(sample_dir, "sample_grid.png")
+    utils.save_images(grid, utils.image_manifold_size(len(grid)), grid_path)
+    logging.info("wrote %s and %d faces in %s from %s (z ~ %s, seed %s)", grid_path, sample_num, face_dir,
+                 src.description, src.cfg.z_dist, seed)
+    return {"grid": grid_path, "faces_dir": face_dir, "num_faces": sample_num}
+
+
+def export(src, export_dir, dtype="float32"):
+    """Write the generator as generator.keras, a SavedModel (serve: z -> images), and generator.npz/.json.
+
+    The first two load without this code: keras.saving.load_model(path) and tf.saved_model.load(path).serve(z).
+    """
+    os.makedirs(export_dir, exist_ok=True)
+    keras_path = os.path.join(export_dir, "generator.keras")
+    tmp = os.path.join(export_dir, ".generator.tmp.keras")
+    src.generator.save(tmp)
+    os.replace(tmp, keras_path)
+    saved_model_dir = os.path.join(export_dir, "saved_model")
+    tmp_dir = saved_model_dir + ".tmp"
+    if os.path.isdir(tmp_dir):
+        tf.io.gfile.rmtree(tmp_dir)
+    src.generator.export(tmp_dir, format="tf_saved_model", verbose=False)
+    if os.path.isdir(saved_model_dir):
+        tf.io.gfile.rmtree(saved_model_dir)
+    os.replace(tmp_dir, saved_model_dir)
+    model.save_generator_weights(src.generator, src.cfg, export_dir, dtype=dtype, step=src.step,
+                                 source=src.description)
+    logging.info("exported %s to %s (generator.keras, saved_model/, generator.npz)", src.description, export_dir)
+    return {"keras": keras_path, "saved_model": saved_model_dir,
+            "weights": os.path.join(export_dir, model.WEIGHTS_FILE)}
+

@@ -1,0 +1,113 @@
+"""Command line: parse the original's absl flags and dispatch to train, sample, export or visualize."""
+import math
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the console
+
+from absl import app, flags, logging  # noqa: E402
+
+import generate  # noqa: E402
+import model  # noqa: E402
+import runs  # noqa: E402
+import train  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+FLAGS = flags.FLAGS
+_ABSL_FLAGS = set(FLAGS)  # absl's own (verbosity, logtostderr, ...), left out of the run's flags.json
+# The original DCGAN-tensorflow flags, names and defaults unchanged (dataset: this project's faces, not celebA).
+flags.DEFINE_integer("epoch", 25, "Epochs to train [25]")
+flags.DEFINE_float("learning_rate", 0.0002, "Learning rate of Adam [0.0002]")
+flags.DEFINE_float("beta1", 0.5, "Momentum term (beta1) of Adam [0.5]")
+flags.DEFINE_float("train_size", math.inf, "Use at most this many images (a fixed random subset) [inf]")
+flags.DEFINE_integer("batch_size", 64, "Images per batch [64]")
+flags.DEFINE_integer("input_height", 108, "Height of the center crop taken when --crop [108]")
+flags.DEFINE_integer("input_width", None, "Width of the center crop; None = input_height [None]")
+flags.DEFINE_integer("output_height", 64, "Height of the generated images [64]")
+flags.DEFINE_integer("output_width", None, "Width of the generated images; None = output_height [None]")
+flags.DEFINE_string("dataset", "faces", "Name of the image folder under --data_dir [faces]")
+flags.DEFINE_string("input_fname_pattern", "*.jpg", "Glob of the images, any letter case; commas for several [*.jpg]")
+flags.DEFINE_string("data_dir", "./data", "Folder that holds the dataset folders [./data]")
+flags.DEFINE_string("out_dir", "./out", "Root folder of the run folders [./out]")
+flags.DEFINE_string("out_name", "", "Run folder under --out_dir; empty = <dataset>_<output size>, the same for "
+                    "training and sampling (the original added a timestamp, so sampling lost the run) []")
+flags.DEFINE_string("checkpoint_dir", "checkpoint", "Checkpoint folder, under the run folder [checkpoint]; "
+                    "sampling also accepts an existing path (a run's checkpoint/ or a generator.npz folder)")
+flags.DEFINE_string("sample_dir", "samples", "Sample folder, under the run folder [samples]")
+flags.DEFINE_boolean("train", False, "Train (or resume) [False]")
+flags.DEFINE_boolean("crop", False, "Center-crop input_height x input_width before resizing [False]")
+flags.DEFINE_boolean("visualize", False, "Make the figures from a trained generator [False]")
+flags.DEFINE_boolean("export", False, "Export the generator (.keras, SavedModel, generator.npz) [False]")
+flags.DEFINE_integer("max_to_keep", 1, "Checkpoints to keep [1]")
+flags.DEFINE_integer("sample_freq", 200, "Save a fixed-z sample grid every this many steps (0: never) [200]")
+flags.DEFINE_integer("ckpt_freq", 200, "Save a checkpoint every this many steps (0: only at the end) [200]")
+flags.DEFINE_integer("z_dim", 100, "Dimensions of z [100]")
+flags.DEFINE_enum("z_dist", "uniform_signed", ["uniform_signed", "uniform_unsigned", "normal01"],
+                  "Prior of z: U(-1,1), U(0,1) or N(0,1); sampling reuses the trained one [uniform_signed]")
+flags.DEFINE_boolean("G_img_sum", False, "Also log generator images to TensorBoard [False]")
+# Added by this project.
+flags.DEFINE_integer("g_updates", 2, "Generator updates per discriminator update (the original ran 2) [2]")
+flags.DEFINE_integer("seed", None, "Seed for data order, z and sampling; None = random, saved with the run [None]")
+flags.DEFINE_integer("sample_num", 64, "Faces written by sample mode (any number) [64]")
+flags.DEFINE_integer("gf_dim", 64, "Generator filters in the last transposed conv [64]")
+flags.DEFINE_integer("df_dim", 64, "Discriminator filters in the first conv [64]")
+flags.DEFINE_integer("c_dim", None, "Image channels (1 or 3); None = detect from the images [None]")
+flags.DEFINE_integer("max_steps", 0, "Stop after this many training steps in this invocation (0: no limit) [0]")
+flags.DEFINE_boolean("progress", True, "Show a progress bar while training [True]")
+flags.DEFINE_string("export_dir", "", "Where --export writes; empty = <run folder>/export []")
+flags.DEFINE_enum("export_dtype", "float32", ["float32", "float16"], "dtype of the exported generator.npz [float32]")
+flags.DEFINE_enum("strategy", "default", ["default"],
+                  "tf.distribute strategy; only the default single-device one exists so far [default]")
+_OWN_FLAGS = set(FLAGS) - _ABSL_FLAGS
+
+
+def resolved_flags():
+    """The flags as one plain dict, with the original's None-means-same-as defaults filled in."""
+    f = {name: FLAGS[name].value for name in FLAGS if name in _OWN_FLAGS}
+    f["input_width"] = f["input_width"] or f["input_height"]
+    f["output_width"] = f["output_width"] or f["output_height"]
+    f["train_size"] = None if math.isinf(f["train_size"]) else int(f["train_size"])
+    f["out_name"] = f["out_name"] or runs.default_out_name(f["dataset"], f["output_height"], f["output_width"])
+    f["data_dir"], f["out_dir"] = os.path.expanduser(f["data_dir"]), os.path.expanduser(f["out_dir"])
+    f["no_progress"] = not f.pop("progress")
+    return f
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.INFO)
+        tf.get_logger().setLevel("WARNING")  # TF's own INFO lines (checkpoint sharding, SavedModel assets)
+    f = resolved_flags()
+    model.check_output_size(f["output_height"], f["output_width"])
+    paths = runs.run_paths(f["out_dir"], f["out_name"], f["checkpoint_dir"], f["sample_dir"])
+    try:
+        if f["train"]:
+            result = train.train(f)
+            logging.info("run folder: %s", result["run_dir"])
+        if f["export"] or f["visualize"] or not f["train"]:
+            explicit = f["checkpoint_dir"] if FLAGS["checkpoint_dir"].present else None
+            src = runs.find_generator(paths, explicit)
+            logging.info("generator: %s", src.description)
+            if f["export"]:
+                generate.export(src, f["export_dir"] or os.path.join(src.run_dir or ".", "export"), f["export_dtype"])
+            if f["visualize"]:
+                import visualize  # only this mode needs dlib and the video writers
+                visualize.run(src, f)
+            if not (f["train"] or f["export"] or f["visualize"]):
+                sample_dir = os.path.join(src.run_dir, f["sample_dir"]) if src.run_dir else f["sample_dir"]
+                out = generate.sample(src, sample_dir, f["sample_num"], f["seed"], f["batch_size"])
+                print(f"wrote {out['grid']} and {out['num_faces']} faces in {out['faces_dir']}")
+    except (FileNotFoundError, ValueError, train.NonFiniteLossError) as e:
+        logging.error("%s", e)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def run():
+    app.run(main)
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,204 @@
+"""The DCGAN: generator, discriminator, the training step, z sampling and generator weight files."""
+import dataclasses
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+import utils
+from ops import batch_norm, conv2d, conv_out_size_same, deconv2d, linear, lrelu
+
+Z_DISTRIBUTIONS = ("uniform_signed", "uniform_unsigned", "normal01")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Everything that fixes the generator's and discriminator's shapes and its z prior."""
+    output_height: int = 64
+    output_width: int = 64
+    c_dim: int = 3
+    z_dim: int = 100
+    z_dist: str = "uniform_signed"
+    gf_dim: int = 64
+    df_dim: int = 64
+
+    def __post_init__(self):
+        if self.output_height < 1 or self.output_width < 1:
+            raise ValueError(f"output size must be positive, got {self.output_height}x{self.output_width}")
+        if self.c_dim not in (1, 3):
+            raise ValueError(f"c_dim must be 1 (grayscale) or 3 (RGB), got {self.c_dim}")
+        if self.z_dim < 1:
+            raise ValueError(f"z_dim must be positive, got {self.z_dim}")
+        if self.z_dist not in Z_DISTRIBUTIONS:
+            raise ValueError(f"z_dist must be one of {', '.join(Z_DISTRIBUTIONS)}, got {self.z_dist!r}")
+
+    @classmethod
+    def from_dict(cls, d):
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def check_output_size(height, width):
+    """Raise a user-facing error for sizes the four stride-2 layers cannot reach (a multiple of 16, or 28-style)."""
+    for name, s in (("output_height", height), ("output_width", width)):
+        if s < 16:
+            raise ValueError(f"--{name}={s} is too small: the generator upsamples 4 times, so use at least 16 "
+                             "(a multiple of 16 such as 64 or 128; 28-px MNIST-style sizes also work)")
+
+
+def sample_z(z_dist, n, z_dim, rng):
+    """Draw n latent vectors from the model's prior, as the original's gen_random()."""
+    if z_dist == "uniform_signed":
+        z = rng.uniform(-1.0, 1.0, size=(n, z_dim))
+    elif z_dist == "uniform_unsigned":
+        z = rng.uniform(0.0, 1.0, size=(n, z_dim))
+    elif z_dist == "normal01":
+        z = rng.normal(0.0, 1.0, size=(n, z_dim))
+    else:
+        raise ValueError(f"unknown z_dist {z_dist!r}; choose one of {', '.join(Z_DISTRIBUTIONS)}")
+    return z.astype(np.float32)
+
+
+def z_range(z_dist):
+    """The interval a single z value is swept over for this prior (normal01: two standard deviations)."""
+    return {"uniform_signed": (-1.0, 1.0), "uniform_unsigned": (0.0, 1.0), "normal01": (-2.0, 2.0)}[z_dist]
+
+
+def generator_sizes(height, width):
+    """Spatial sizes from the projected 4x4 (for 64 px) up to the output: [s16, s8, s4, s2, s]."""
+    sizes = [(height, width)]
+    for _ in range(4):
+        h, w = sizes[0]
+        sizes.insert(0, (conv_out_size_same(h, 2), conv_out_size_same(w, 2)))
+    return sizes
+
+
+def make_generator(cfg):
+    """G: linear z -> s/16 x s/16 x 8gf, BN, ReLU; four 5x5 stride-2 transposed convs; tanh."""
+    sizes = generator_sizes(cfg.output_height, cfg.output_width)
+    (h16, w16) = sizes[0]
+    z = keras.Input(shape=(cfg.z_dim,), name="z")
+    x = linear(cfg.gf_dim * 8 * h16 * w16, "g_h0_lin")(z)
+    x = layers.Reshape((h16, w16, cfg.gf_dim * 8), name="g_h0_reshape")(x)
+    x = layers.ReLU(name="g_h0_relu")(batch_norm("g_bn0")(x))
+    for i, filters in enumerate((cfg.gf_dim * 4, cfg.gf_dim * 2, cfg.gf_dim), start=1):
+        x = deconv2d(filters, sizes[i - 1], sizes[i], f"g_h{i}")(x)
+        x = layers.ReLU(name=f"g_h{i}_relu")(batch_norm(f"g_bn{i}")(x))
+    x = deconv2d(cfg.c_dim, sizes[3], sizes[4], "g_h4")(x)
+    images = layers.Activation("tanh", name="g_tanh")(x)
+    return keras.Model(z, images, name="generator")
+
+
+def make_discriminator(cfg):
+    """D: four 5x5 stride-2 convs (BN on all but the first), LeakyReLU 0.2, linear -> one logit."""
+    images = keras.Input(shape=(cfg.output_height, cfg.output_width, cfg.c_dim), name="images")
+    x = lrelu("d_h0_lrelu")(conv2d(cfg.df_dim, "d_h0_conv")(images))
+    for i, filters in enumerate((cfg.df_dim * 2, cfg.df_dim * 4, cfg.df_dim * 8), start=1):
+        x = lrelu(f"d_h{i}_lrelu")(batch_norm(f"d_bn{i}")(conv2d(filters, f"d_h{i}_conv")(x)))
+    x = layers.Flatten(name="d_flatten")(x)
+    logits = linear(1, "d_h4_lin")(x)
+    return keras.Model(images, logits, name="discriminator")
+
+
+def _bce(labels_like, logits, label):
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
+        labels=tf.fill(tf.shape(labels_like), label), logits=logits))
+
+
+class DCGAN:
+    """The two networks, their Adam optimisers and one compiled training step (1 D update, g_updates G updates)."""
+
+    def __init__(self, cfg, learning_rate=0.0002, beta1=0.5, g_updates=2):
+        if g_updates < 1:
+            raise ValueError(f"--g_updates must be at least 1, got {g_updates}")
+        self.cfg = cfg
+        self.g_updates = g_updates
+        self.generator = make_generator(cfg)
+        self.discriminator = make_discriminator(cfg)
+        # epsilon 1e-8 is TF1's AdamOptimizer default, which the original used.
+        self.g_optimizer = keras.optimizers.Adam(learning_rate, beta_1=beta1, epsilon=1e-8)
+        self.d_optimizer = keras.optimizers.Adam(learning_rate, beta_1=beta1, epsilon=1e-8)
+        self.g_optimizer.build(self.generator.trainable_variables)
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        spec_images = tf.TensorSpec([None, cfg.output_height, cfg.output_width, cfg.c_dim], tf.float32)
+        spec_z = tf.TensorSpec([None, cfg.z_dim], tf.float32)
+        # The batch dimension stays None, so the last, smaller sample batch or a new batch size needs no retrace.
+        self.train_step = tf.function(self._train_step, input_signature=[spec_images, spec_z])
+        self.generate = tf.function(self._generate, input_signature=[spec_z])
+
+    def _train_step(self, images, z):
+        G, D = self.generator, self.discriminator
+        with tf.GradientTape() as tape:
+            fake = G(z, training=True)
+            real_logits = D(images, training=True)
+            fake_logits = D(fake, training=True)
+            d_loss_real = _bce(real_logits, real_logits, 1.0)
+            d_loss_fake = _bce(fake_logits, fake_logits, 0.0)
+            d_loss = d_loss_real + d_loss_fake
+        grads = tape.gradient(d_loss, D.trainable_variables)
+        self.d_optimizer.apply_gradients(zip(grads, D.trainable_variables))
+        # The original ran the G update twice per D update "to make sure that d_loss does not go to zero".
+        g_loss = tf.constant(0.0)
+        for _ in range(self.g_updates):
+            with tf.GradientTape() as tape:
+                g_logits = D(G(z, training=True), training=True)
+                g_loss = _bce(g_logits, g_logits, 1.0)
+            grads = tape.gradient(g_loss, G.trainable_variables)
+            self.g_optimizer.apply_gradients(zip(grads, G.trainable_variables))
+        return {"d_loss": d_loss, "d_loss_real": d_loss_real, "d_loss_fake": d_loss_fake, "g_loss": g_loss,
+                "d_real": tf.sigmoid(real_logits), "d_fake": tf.sigmoid(fake_logits)}
+
+    def _generate(self, z):
+        # The original's sampler: batch norm with the moving statistics (train=False).
+        return self.generator(z, training=False)
+
+
+def generate_images(generator, z, batch_size=64):
+    """Run the generator in inference mode over any number of z rows; returns float32 images in [-1, 1]."""
+    z = np.asarray(z, np.float32)
+    out = [generator(z[i:i + batch_size], training=False).numpy() for i in range(0, len(z), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0,) + tuple(generator.output_shape[1:]), np.float32)
+
+
+# Generator weight files: generator.npz (one array per Keras variable path) + generator.json (config, step).
+# Compact, readable from numpy or JavaScript without TensorFlow, and the format the shipped generator uses.
+WEIGHTS_FILE = "generator.npz"
+META_FILE = "generator.json"
+
+
+def save_generator_weights(generator, cfg, out_dir, dtype="float32", **meta):
+    """Write generator.npz (+ generator.json with the config and meta such as step) atomically into out_dir."""
+    os.makedirs(out_dir, exist_ok=True)
+    arrays = {v.path: np.asarray(v.numpy(), dtype=dtype) for v in generator.weights}
+    utils.atomic_write(os.path.join(out_dir, WEIGHTS_FILE), lambda f: np.savez(f, **arrays))
+    info = {"model": cfg.to_dict(), "dtype": str(np.dtype(dtype)),
+            "weights": {k: list(a.shape) for k, a in arrays.items()}, **meta}
+    utils.write_json(os.path.join(out_dir, META_FILE), info)
+
+
+def load_generator_weights(weights_dir):
+    """Build a generator from a generator.json/.npz folder; returns (generator, config, meta)."""
+    meta_path, weights_path = os.path.join(weights_dir, META_FILE), os.path.join(weights_dir, WEIGHTS_FILE)
+    for p in (meta_path, weights_path):
+        if not os.path.isfile(p):
+            raise FileNotFoundError(f"{p} not found: a generator folder holds {META_FILE} and {WEIGHTS_FILE}")
+    with open(meta_path) as f:
+        meta = json.load(f)
+    cfg = ModelConfig.from_dict(meta["model"])
+    generator = make_generator(cfg)
+    with np.load(weights_path) as arrays:
+        missing = [v.path for v in generator.weights if v.path not in arrays]
+        if missing:
+            raise ValueError(f"{weights_path} lacks weights {missing[:3]}...: it was written for another model")
+        for v in generator.weights:
+            a = arrays[v.path]
+            if tuple(a.shape) != tuple(v.shape):
+                raise ValueError(f"{weights_path}: {v.path} has shape {a.shape}, the model expects {tuple(v.shape)}")
+            v.assign(a.astype(np.float32))
+    return generator, cfg, meta
