@@ -100,12 +100,14 @@ def find_generator(paths, checkpoint_dir_given=None, allow_shipped=True):
     Raises FileNotFoundError listing every place it looked.
     """
     looked = []
-    if checkpoint_dir_given and os.path.isdir(checkpoint_dir_given):
+    if checkpoint_dir_given:
         if is_weights_dir(checkpoint_dir_given):
             return load_from_weights(checkpoint_dir_given)
-        src = load_from_checkpoint(checkpoint_dir_given, os.path.dirname(os.path.normpath(checkpoint_dir_given)))
-        if src:
-            return src
+        if os.path.isdir(checkpoint_dir_given):
+            parent = os.path.dirname(os.path.normpath(checkpoint_dir_given))
+            src = load_from_checkpoint(checkpoint_dir_given, parent)
+            if src:
+                return src
         looked.append(checkpoint_dir_given)
     src = load_from_checkpoint(paths.checkpoint_dir, paths.run_dir) if os.path.isdir(paths.checkpoint_dir) else None
     if src:

@@ -20,10 +20,13 @@ setup(
         "imageio-ffmpeg",
         "absl-py",
         "tqdm",
+        "httpx",  # the crawler's HTTP client (preprocess/crawl.py)
+        "beautifulsoup4",  # the crawler's HTML parser
+        "pillow",  # EXIF orientation, palette/CMYK/16-bit decoding and the decompression-bomb guard in preprocess
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]>=2.21,<2.22"],
-        "test": ["pytest", "hypothesis", "scikit-image"],
+        "test": ["pytest", "hypothesis", "scikit-image", "playwright"],
     },
     entry_points={"console_scripts": ["neuralface=main:run"]},
 )

@@ -5,6 +5,7 @@ import os
 import signal
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
@@ -89,6 +90,7 @@ def _train(flags, paths):
     utils.write_json(paths.flags_file, {**flags, "seed": seed, "model": cfg.to_dict(), "files_digest": digest,
                                         "num_images": len(files), "num_skipped": len(skipped)})
 
+    keras.utils.set_random_seed(seed)  # the initial weights too, so a run is repeatable from its seed
     gan = model.DCGAN(cfg, flags["learning_rate"], flags["beta1"], flags["g_updates"])
     step = tf.Variable(0, dtype=tf.int64, name="step")
     epoch_var = tf.Variable(0, dtype=tf.int64, name="epoch")

@@ -1,0 +1,1 @@
+"""Build a face dataset: crawl photos from the web, then detect, align and crop faces with dlib."""
