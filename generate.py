@@ -6,6 +6,7 @@ import tensorflow as tf
 from absl import logging
 
 import model
+import runs
 import utils
 
 
@@ -51,8 +52,11 @@ def export(src, export_dir, dtype="float32"):
     if os.path.isdir(saved_model_dir):
         tf.io.gfile.rmtree(saved_model_dir)
     os.replace(tmp_dir, saved_model_dir)
+    # The run's flags travel with the weights, so an exported generator still says how it was trained.
+    run_flags = runs.read_run_flags(src.run_dir) if src.run_dir else None
+    meta = {"train_flags": run_flags} if run_flags else {}
     model.save_generator_weights(src.generator, src.cfg, export_dir, dtype=dtype, step=src.step,
-                                 source=src.description)
+                                 source=src.description, **meta)
     logging.info("exported %s to %s (generator.keras, saved_model/, generator.npz)", src.description, export_dir)
     return {"keras": keras_path, "saved_model": saved_model_dir,
             "weights": os.path.join(export_dir, model.WEIGHTS_FILE)}

@@ -61,6 +61,7 @@ def test_export_reloads_without_this_code_and_matches(trained, tmp_path):
     np.testing.assert_allclose(served, want, atol=1e-5)
     G, cfg, meta = model.load_generator_weights(str(tmp_path / "export"))
     assert cfg == src.cfg and meta["step"] == 2
+    assert meta["train_flags"]["seed"] == 7 and meta["train_flags"]["z_dist"] == "normal01"  # how it was trained
     np.testing.assert_allclose(G(z, training=False).numpy(), want, atol=1e-6)
 
 
