@@ -10,12 +10,16 @@ import numpy as np
 
 # ---------------------------------------------------------------- files
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 def atomic_write(path, write_fn, mode="wb"):
     """Call write_fn(file) on a temp file beside `path`, then rename it over `path` (never a half-written file)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions a plain open() would
         with os.fdopen(fd, mode) as f:
             write_fn(f)
         os.replace(tmp, path)
