@@ -1,0 +1,74 @@
+"""Command line of the preprocess steps: `python -m preprocess crawl ...` and `python -m preprocess faces ...`."""
+import argparse
+import os
+import sys
+
+
+def add_faces_parser(sub):
+    p = sub.add_parser("faces", help="detect, align and crop faces in a folder of photos",
+                       description="Detect faces with dlib, align them (openface template or dlib face chip) and "
+                                   "write square crops plus manifest.jsonl, faces_config.json and summary.json.")
+    p.add_argument("src", help="folder of photos, read recursively (e.g. the crawl's --out)")
+    p.add_argument("--out", required=True, help="folder for the crops, e.g. data/faces (main.py --dataset faces)")
+    p.add_argument("--detector", choices=["hog", "cnn"], default="hog", help="dlib HOG or CNN (mmod) detector [hog]")
+    p.add_argument("--upsample", type=int, default=1, help="upsample the photo this many times to find small faces [1]")
+    p.add_argument("--noupsample_fallback", action="store_true",
+                   help="do not retry other upsample levels on photos where --upsample finds no face")
+    p.add_argument("--align", choices=["openface", "chip"], default="openface",
+                   help="openface: 3 landmarks onto openface's template; chip: dlib's 5-point face chip [openface]")
+    p.add_argument("--landmarks", choices=["outer_eyes_and_nose", "inner_eyes_and_bottom_lip"],
+                   default="outer_eyes_and_nose", help="which 3 landmarks --align openface maps [outer_eyes_and_nose]")
+    p.add_argument("--size", type=int, default=128, help="side of the square crops in pixels [128]")
+    p.add_argument("--padding", type=float, default=None,
+                   help="margin around the face as a fraction of it [openface 0.1: the template fills the middle "
+                        "~108 px of 128, like CelebA with --crop; chip 0.25, dlib's default]")
+    p.add_argument("--format", choices=["jpg", "png"], default="jpg", help="crop file format [jpg]")
+    p.add_argument("--quality", type=int, default=95, help="JPEG quality [95]")
+    p.add_argument("--faces", choices=["largest", "all", "single"], default="largest",
+                   help="keep the largest face, all faces, or only photos with a single face [largest]")
+    p.add_argument("--min_face_size", type=int, default=40, help="reject faces whose box is smaller (px) [40]")
+    p.add_argument("--min_blur", type=float, default=0.0,
+                   help="reject crops whose variance of the Laplacian (at 128 px) is below this; 0 = off [0]")
+    p.add_argument("--max_outside", type=float, default=0.35,
+                   help="reject crops with more than this fraction of pixels outside the photo [0.35]")
+    p.add_argument("--grayscale", choices=["keep", "drop"], default="keep",
+                   help="keep grayscale photos (as 3-channel crops) or drop them [keep]")
+    p.add_argument("--dup_distance", type=int, default=24,
+                   help="reject a crop within this many bits (of 256) of a kept crop's perceptual hash; -1 = off [24]")
+    p.add_argument("--max_pixels", type=int, default=40_000_000, help="skip photos with more pixels [40000000]")
+    p.add_argument("--max_detect_side", type=int, default=1024,
+                   help="search faces on a copy shrunk to this long side (crops come from the full photo) [1024]")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes [all cores]")
+    p.add_argument("--noprogress", action="store_true", help="no progress bar")
+
+
+def run_faces(a):
+    from preprocess import faces
+    padding = a.padding if a.padding is not None else (0.1 if a.align == "openface" else 0.25)
+    summary = faces.run(a.src, a.out, detector=a.detector, upsample=a.upsample, upsample_fallback=not a.noupsample_fallback, align=a.align,
+                        landmarks=a.landmarks, size=a.size, padding=padding, format=a.format, quality=a.quality,
+                        faces=a.faces, min_face_size=a.min_face_size, min_blur=a.min_blur,
+                        max_outside=a.max_outside, grayscale=a.grayscale, dup_distance=a.dup_distance,
+                        max_pixels=a.max_pixels, max_detect_side=a.max_detect_side, workers=a.workers,
+                        progress=not a.noprogress)
+    print(faces.format_summary(summary))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m preprocess", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_faces_parser(sub)
+    a = parser.parse_args(argv)
+    try:
+        {"faces": run_faces}[a.command](a)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
