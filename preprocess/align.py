@@ -75,11 +75,9 @@ def chip_transform(image_rgb, rect, points5, size, padding=0.25):
 def warp(image_rgb, matrix, size):
     """Apply a 2x3 transform to get a size x size crop; pixels from outside the photo repeat its border."""
     scale = np.sqrt(abs(np.linalg.det(matrix[:, :2])))
-    interp = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
-    if scale < 0.5:  # warpAffine samples without an area filter: blur big faces first so crops do not alias
+    if scale < 0.5:  # bilinear sampling has no area filter: low-pass big faces first so their crops do not alias
         image_rgb = cv2.GaussianBlur(image_rgb, (0, 0), sigmaX=0.5 / scale)
-        interp = cv2.INTER_LINEAR
-    return cv2.warpAffine(image_rgb, matrix, (size, size), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(image_rgb, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def apply(matrix, points):

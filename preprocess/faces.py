@@ -124,7 +124,7 @@ def process_image(path, rel, opts):
     try:
         image, info = load_rgb(path, opts["max_pixels"])
         record.update(width=info["width"], height=info["height"], mode=info["mode"], format=info["format"],
-                      exif_orientation=info["exif_orientation"], grayscale=info["grayscale"])
+                      exif_orientation=info["exif_orientation"], grayscale=info["grayscale"], frames=info["frames"])
         if info["grayscale"] and opts["grayscale"] == "drop":
             record.update(status="skipped", reason="grayscale")
             return record, crops
