@@ -42,6 +42,52 @@ def add_faces_parser(sub):
     p.add_argument("--noprogress", action="store_true", help="no progress bar")
 
 
+def add_crawl_parser(sub):
+    p = sub.add_parser("crawl", help="download the images of web pages (or a list of image URLs)",
+                       description="Crawl seed pages within their sites and keep the images they show, named by "
+                                   "sha256, with manifest.jsonl accounting for every URL. Rerun to resume.")
+    p.add_argument("--out", required=True, help="folder for the images and manifest.jsonl")
+    p.add_argument("--seeds", nargs="*", default=[], help="seed page URLs")
+    p.add_argument("--seeds_file", help="file with one seed page URL a line")
+    p.add_argument("--urls_file", help="file with one image URL a line (img2dataset-style list; # comments)")
+    p.add_argument("--max_depth", type=int, default=2, help="follow links this many pages deep from a seed; "
+                                                               "pagination (rel=next) stays at its page's depth [2]")
+    p.add_argument("--max_pages", type=int, default=100, help="fetch at most this many pages in all [100]")
+    p.add_argument("--max_images", type=int, default=0, help="stop storing images after this many; 0 = no limit [0]")
+    p.add_argument("--delay", type=float, default=1.0,
+                   help="seconds between requests to one host (robots.txt Crawl-delay wins when longer) [1.0]")
+    p.add_argument("--concurrency", type=int, default=4, help="requests in flight at once [4]")
+    p.add_argument("--connect_timeout", type=float, default=10.0, help="seconds to connect [10]")
+    p.add_argument("--read_timeout", type=float, default=20.0, help="seconds to wait for data [20]")
+    p.add_argument("--max_time", type=float, default=60.0, help="seconds for a whole download [60]")
+    p.add_argument("--max_bytes", type=int, default=20_000_000, help="largest body to download [20000000]")
+    p.add_argument("--max_redirects", type=int, default=5, help="redirects followed per URL [5]")
+    p.add_argument("--user_agent", default=None, help="User-Agent header (and robots.txt agent name)")
+    p.add_argument("--allow_private", action="store_true",
+                   help="follow links and redirects to private/loopback addresses (hosts you name are always allowed)")
+    p.add_argument("--retry_failed", action="store_true", help="fetch again the URLs that failed in earlier runs")
+    p.add_argument("--noprogress", action="store_true", help="no progress bar")
+
+
+def read_lines(path):
+    if path is None:
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
+
+
+def run_crawl(a):
+    from preprocess import crawl
+    extra = {"user_agent": a.user_agent} if a.user_agent else {}
+    summary = crawl.run(a.out, seeds=a.seeds + read_lines(a.seeds_file), image_urls=read_lines(a.urls_file),
+                        max_depth=a.max_depth, max_pages=a.max_pages, max_images=a.max_images, delay=a.delay,
+                        concurrency=a.concurrency, connect_timeout=a.connect_timeout, read_timeout=a.read_timeout,
+                        max_time=a.max_time, max_bytes=a.max_bytes, max_redirects=a.max_redirects,
+                        allow_private=a.allow_private, retry_failed=a.retry_failed, progress=not a.noprogress,
+                        **extra)
+    print(crawl.format_summary(summary))
+
+
 def run_faces(a):
     from preprocess import faces
     padding = a.padding if a.padding is not None else (0.1 if a.align == "openface" else 0.25)
@@ -57,10 +103,11 @@ def run_faces(a):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m preprocess", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    add_crawl_parser(sub)
     add_faces_parser(sub)
     a = parser.parse_args(argv)
     try:
-        {"faces": run_faces}[a.command](a)
+        {"crawl": run_crawl, "faces": run_faces}[a.command](a)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -1,6 +1,5 @@
 """Step 2: detect, align and crop faces in a folder of photos with dlib, on all cores, with a resumable manifest."""
 import hashlib
-import json
 import multiprocessing
 import os
 import time
@@ -11,7 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 import utils
-from preprocess import align, dlib_models
+from preprocess import align, dlib_models, manifest
 from preprocess.images import IMAGE_EXTENSIONS, BadImage, load_rgb
 
 MANIFEST = "manifest.jsonl"
@@ -210,17 +209,8 @@ def list_inputs(src, out):
 
 
 def read_manifest(path):
-    """Records of a JSONL manifest, last one per input wins; a line cut off by a crash is dropped (redone)."""
-    records = {}
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    rec = json.loads(line)
-                    records[rec["input"]] = rec
-                except (ValueError, KeyError, TypeError):
-                    continue
-    return records
+    """The manifest's records by input; the last record of an input wins."""
+    return {r["input"]: r for r in manifest.read(path) if isinstance(r.get("input"), str)}
 
 
 def check_config(out, opts):
@@ -321,7 +311,7 @@ def run(src, out, **options):
     start = time.time()
     kept = 0
     worker_opts = {k: v for k, v in opts.items() if k != "progress"}
-    with open(manifest_path, "a", encoding="utf-8") as manifest, \
+    with manifest.open_for_append(manifest_path) as manifest_file, \
             tqdm(total=len(items), initial=len(items) - len(todo), unit="img", disable=not opts["progress"],
                  desc="faces") as bar:
         if opts["workers"] == 1 or len(todo) <= 1:
@@ -348,8 +338,7 @@ def run(src, out, **options):
                 if record["status"] == "ok" and not any(f.get("crop") for f in record["faces"]):
                     record.update(status="skipped", reason="no face kept")
                 # The crop files exist before their manifest line: a crash in between only redoes this image.
-                manifest.write(json.dumps(record) + "\n")
-                manifest.flush()
+                manifest.append(manifest_file, record)
                 done[record["input"]] = record
                 bar.update(1)
                 bar.set_postfix(kept=kept, refresh=False)

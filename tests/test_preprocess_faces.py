@@ -212,6 +212,7 @@ def test_resume_skips_done_inputs_and_redoes_a_cut_line(tmp_path, astronaut):
         f.write(lines[0] + lines[1][:40])
     again = faces.run(str(src), out, **FAST)
     assert again["processed_this_run"] == 1 and again["inputs"] == 2 and again["crops_kept"] == 2
+    assert set(faces.read_manifest(path)) == {"a.png", "b.jpg"}  # the record after the cut line is whole
     crops = sorted(f for f in os.listdir(out) if f.endswith(".jpg"))
     assert len(crops) == 2
     with pytest.raises(ValueError, match="other options"):
