@@ -186,17 +186,15 @@ class Crawler:
                 return self.robots[origin]
             parser = urllib.robotparser.RobotFileParser(origin + "/robots.txt")
             try:
-                status, _, _, body = self.get(origin + "/robots.txt", robots=False)
-                if status >= 500:
-                    parser.disallow_all = True
-                elif status in (401, 403):
-                    parser.disallow_all = True
-                elif status >= 400:
+                _, _, _, body = self.get(origin + "/robots.txt", robots=False)
+                parser.parse(body.decode("utf-8", "replace").splitlines())
+            except FetchError as e:
+                # As urllib.robotparser and Google read it: no robots.txt (404, 410...) allows everything;
+                # 401/403, a server error or no answer at all means stay away.
+                if e.status is not None and 400 <= e.status < 500 and e.status not in (401, 403):
                     parser.allow_all = True
                 else:
-                    parser.parse(body.decode("utf-8", "replace").splitlines())
-            except FetchError:
-                parser.disallow_all = True  # a site whose robots.txt cannot be read is left alone
+                    parser.disallow_all = True
             delay = parser.crawl_delay(self.opts["user_agent"])
             with self.lock:
                 if delay:

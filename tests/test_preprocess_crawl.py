@@ -93,6 +93,8 @@ class Site:
                 kind, body = site.routes.get(self.path, (None, None))
                 if kind is None:
                     self.send_error(404)
+                elif kind == "error":
+                    self.send_error(body)
                 elif kind == "redirect":
                     self.send_response(302)
                     self.send_header("Location", body.format(port=site.port))
@@ -229,6 +231,19 @@ def test_allow_private_follows_the_redirect(tmp_path, site):
     crawl.run(out, image_urls=[site.base + "/to_localhost"], allow_private=True, **FAST)
     rec = by_url(out, site.base)["/to_localhost"]
     assert rec["ok"] and rec["final_url"] == f"http://localhost:{site.port}/img/g.jpg"
+
+
+@pytest.mark.parametrize("robots, allowed", [(None, True), (("error", 503), False), (("error", 403), False)])
+def test_missing_robots_allows_and_failing_robots_forbids(tmp_path, site, robots, allowed):
+    if robots is None:
+        del site.routes["/robots.txt"]
+    else:
+        site.routes["/robots.txt"] = robots
+    out = str(tmp_path / "crawl")
+    crawl.run(out, image_urls=[site.base + "/img/a.jpg"], **FAST)
+    rec = by_url(out, site.base)["/img/a.jpg"]
+    assert rec["ok"] == allowed and (allowed or rec["error"] == "disallowed by robots.txt")
+    assert site.hits("/img/a.jpg") == int(allowed)
 
 
 def test_per_host_delay_spaces_requests(tmp_path, site):
