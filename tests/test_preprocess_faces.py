@@ -80,6 +80,17 @@ def test_chip_crop_is_level_and_centred(tmp_path, astronaut):
     assert np.abs(crop.astype(int) - reference.astype(int)).mean() < 2.0
 
 
+def test_cnn_detector(tmp_path, astronaut):
+    small = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)  # the CNN is slow on CPU
+    save(str(tmp_path / "src" / "a.png"), Image.fromarray(small))
+    out = str(tmp_path / "out")
+    summary = faces.run(str(tmp_path / "src"), out, detector="cnn", upsample=0, min_face_size=30, **FAST)
+    rec = manifest(out)["a.png"]
+    assert summary["crops_kept"] == 1 and rec["faces"][0]["crop"]  # (the 45 px face needs upsample 1)
+    l, t, r, b = rec["faces"][0]["box"]
+    assert 70 < (l + r) / 2 < 150 and 20 < (t + b) / 2 < 100  # the face, top middle of the photo
+
+
 def test_photo_without_a_face_is_recorded(tmp_path):
     rng = np.random.default_rng(0)
     noise = cv2.GaussianBlur((rng.random((200, 300, 3)) * 255).astype(np.uint8), (0, 0), 3)
