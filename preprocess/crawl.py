@@ -298,8 +298,7 @@ def run(out, seeds=(), image_urls=(), **options):
     frontier = collections.deque()
     seen = set(last)
     pages_done = sum(1 for k in last if k[0] == "page")
-    images_done = sum(1 for r in last.values() if r["kind"] == "image" and r.get("ok"))
-    site_of = {}
+    images_done = len(stored)  # --max_images counts stored files, not duplicate URLs
 
     def enqueue(kind, url, depth, page, site):
         if (kind, url) in seen:
@@ -314,8 +313,7 @@ def run(out, seeds=(), image_urls=(), **options):
             bad_inputs.append({"kind": "page", "url": url[:300], "page": None, "depth": 0, "ok": False,
                                "error": "refused (scheme): not an absolute http(s) URL"})
             continue
-        site_of[clean] = urlsplit(clean).hostname.lower()
-        enqueue("page", clean, 0, None, site_of[clean])
+        enqueue("page", clean, 0, None, urlsplit(clean).hostname)
     for url in image_urls:
         clean = clean_url(url)
         if clean is None:

@@ -254,6 +254,15 @@ def test_per_host_delay_spaces_requests(tmp_path, site):
     assert min(np.diff(times)) >= 0.2  # 0.3 s apart when sent; the server sees some jitter
 
 
+def test_max_images_stops_storing_and_a_rerun_continues(tmp_path, site):
+    urls = [site.base + p for p in ("/img/a.jpg", "/img/b.png", "/img/d.jpg", "/img/i.png")]
+    out = str(tmp_path / "crawl")
+    first = crawl.run(out, image_urls=urls, **dict(FAST, concurrency=1, max_images=2))
+    assert first["files_stored"] == 2 and len(records(out)) == 2
+    second = crawl.run(out, image_urls=urls, **FAST)
+    assert second["files_stored"] == 4 and second["fetched_this_run"] == 2
+
+
 def test_parse_page_finds_images_and_pagination():
     page = ('<base href="http://s.example/a/"><img src="x.jpg" srcset="s.jpg 1x, l.jpg 2x">'
             '<img data-src="lazy.png"><a href="big.JPEG">big</a><link rel="next" href="?page=2">'
