@@ -90,9 +90,8 @@ def run_crawl(a):
 
 def run_faces(a):
     from preprocess import faces
-    padding = a.padding if a.padding is not None else (0.1 if a.align == "openface" else 0.25)
     summary = faces.run(a.src, a.out, detector=a.detector, upsample=a.upsample, upsample_fallback=not a.noupsample_fallback, align=a.align,
-                        landmarks=a.landmarks, size=a.size, padding=padding, format=a.format, quality=a.quality,
+                        landmarks=a.landmarks, size=a.size, padding=a.padding, format=a.format, quality=a.quality,
                         faces=a.faces, min_face_size=a.min_face_size, min_blur=a.min_blur,
                         max_outside=a.max_outside, grayscale=a.grayscale, dup_distance=a.dup_distance,
                         max_pixels=a.max_pixels, max_detect_side=a.max_detect_side, workers=a.workers,
@@ -108,7 +107,7 @@ def main(argv=None):
     a = parser.parse_args(argv)
     try:
         {"crawl": run_crawl, "faces": run_faces}[a.command](a)
-    except (FileNotFoundError, ValueError) as e:
+    except (OSError, ValueError) as e:  # missing folders, permissions, bad options: a message, not a traceback
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -23,7 +23,7 @@ CROP_OPTIONS = ("align", "size", "padding", "landmarks", "format", "detector")
 def default_options(**overrides):
     """The faces step's options (the CLI flags) as a dict; see preprocess/__main__.py for their meaning."""
     opts = dict(detector="hog", upsample=1, upsample_fallback=True, align="openface", landmarks="outer_eyes_and_nose", size=128,
-                padding=0.1, format="jpg", quality=95, faces="largest", min_face_size=40, min_blur=0.0,
+                padding=None, format="jpg", quality=95, faces="largest", min_face_size=40, min_blur=0.0,
                 max_outside=0.35, grayscale="keep", dup_distance=24, max_pixels=40_000_000, max_detect_side=1024,
                 workers=os.cpu_count() or 1, progress=True)
     unknown = set(overrides) - set(opts)
@@ -32,6 +32,10 @@ def default_options(**overrides):
     opts.update(overrides)
     if opts["align"] not in ("openface", "chip"):
         raise ValueError(f"--align must be openface or chip, not {opts['align']!r}")
+    if opts["padding"] is None:
+        # openface 0.1: its template fills the middle ~108 px of 128, the face that --crop 108 takes (as CelebA);
+        # chip 0.25: dlib's own default.
+        opts["padding"] = 0.1 if opts["align"] == "openface" else 0.25
     if opts["landmarks"] not in align.LANDMARK_SETS:
         raise ValueError(f"--landmarks must be one of {sorted(align.LANDMARK_SETS)}")
     if opts["faces"] not in ("largest", "all", "single"):
@@ -315,7 +319,8 @@ def run(src, out, **options):
             tqdm(total=len(items), initial=len(items) - len(todo), unit="img", disable=not opts["progress"],
                  desc="faces") as bar:
         if opts["workers"] == 1 or len(todo) <= 1:
-            _init_worker(worker_opts)
+            if todo:
+                _init_worker(worker_opts)
             results = map(_work, todo)
             pool = None
         else:
