@@ -3,7 +3,9 @@ import hashlib
 import multiprocessing
 import os
 import time
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 
 import cv2
 import numpy as np
@@ -192,6 +194,37 @@ def _work(item):
     return process_image(path, rel, _WORKER_OPTS)
 
 
+def pool_results(todo, workers, work, initializer, initargs):
+    """Yield (item, work(item)) for every item from a spawned process pool, in completion order. A worker that
+    dies (a crash inside dlib or a decoder) takes the pool's in-flight items with it: those are retried one at a
+    time in a fresh pool, and an item that kills a worker on its own comes back as (item, None)."""
+    context = multiprocessing.get_context("spawn")  # each worker builds its own dlib objects; no forked threads
+    pending, suspects = deque(todo), deque()
+    while pending or suspects:
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=initializer, initargs=initargs)
+        running = {}
+        try:
+            while pending or suspects or running:
+                if suspects and not running:
+                    item = suspects.popleft()
+                    running[pool.submit(work, item)] = item
+                elif not suspects:
+                    while pending and len(running) < 4 * workers:
+                        item = pending.popleft()
+                        running[pool.submit(work, item)] = item
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    result = future.result()  # raises BrokenProcessPool when a worker died
+                    yield running.pop(future), result
+        except BrokenProcessPool:
+            if len(running) == 1:  # it was alone in the pool: it is the one that killed its worker
+                yield next(iter(running.values())), None
+            else:
+                suspects.extend(running.values())
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
 # ---------------------------------------------------------------- the run (main process)
 
 def list_inputs(src, out):
@@ -321,14 +354,15 @@ def run(src, out, **options):
         if opts["workers"] == 1 or len(todo) <= 1:
             if todo:
                 _init_worker(worker_opts)
-            results = map(_work, todo)
-            pool = None
+            results = ((item, _work(item)) for item in todo)
         else:
-            # spawn: each worker builds its own dlib objects; nothing forked from a threaded parent.
-            pool = multiprocessing.get_context("spawn").Pool(opts["workers"], _init_worker, (worker_opts,))
-            results = pool.imap_unordered(_work, todo, chunksize=4)
+            results = pool_results(todo, opts["workers"], _work, _init_worker, (worker_opts,))
         try:
-            for record, crops in results:
+            for (path, rel), result in results:
+                if result is None:
+                    result = ({"input": rel, "faces": [], "status": "skipped",
+                               "reason": "crashed a worker process (dlib or the image decoder)"}, [])
+                record, crops = result
                 data = dict(crops)
                 for face in record["faces"]:
                     if face.get("crop") is None:
@@ -348,9 +382,7 @@ def run(src, out, **options):
                 bar.update(1)
                 bar.set_postfix(kept=kept, refresh=False)
         finally:
-            if pool is not None:
-                pool.terminate()
-                pool.join()
+            results.close()  # stops the pool (queued photos are cancelled) when the loop ends early
     summary = summarize(list(done.values()), ignored, time.time() - start, len(todo))
     utils.write_json(os.path.join(out, SUMMARY), summary)
     return summary

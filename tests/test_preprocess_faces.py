@@ -230,6 +230,19 @@ def test_resume_skips_done_inputs_and_redoes_a_cut_line(tmp_path, astronaut):
         faces.run(str(src), out, size=64, **FAST)
 
 
+def crash_on_boom(item):
+    """A worker function that dies (as a segfault in dlib would) on one item."""
+    if item == "boom":
+        os._exit(3)
+    return item.upper()
+
+
+def test_an_input_that_kills_its_worker_is_isolated_and_the_rest_done():
+    items = ["a", "b", "boom", "c", "d", "e", "f"]
+    got = dict(faces.pool_results(items, 2, crash_on_boom, None, ()))
+    assert got == {"a": "A", "b": "B", "boom": None, "c": "C", "d": "D", "e": "E", "f": "F"}
+
+
 def test_crops_feed_the_dcgan_dataset(tmp_path, astronaut):
     import dataset
     save(str(tmp_path / "src" / "a.jpg"), Image.fromarray(astronaut))
