@@ -332,6 +332,12 @@ def run(src, out, **options):
         raise FileNotFoundError(f"input folder {src} does not exist")
     if os.path.realpath(src) == os.path.realpath(out):
         raise ValueError("--out must differ from the input folder (the crops would be read back as inputs)")
+    # Missing model files fail here with a clear message, not as every worker dying at start-up.
+    dlib_models.model_path("landmarks68")
+    if opts["align"] == "chip":
+        dlib_models.model_path("landmarks5")
+    if opts["detector"] == "cnn":
+        dlib_models.model_path("cnn")
     os.makedirs(out, exist_ok=True)
     check_config(out, opts)
     manifest_path = os.path.join(out, MANIFEST)
