@@ -62,9 +62,9 @@ def write_weights(generator, cfg, out_dir, dtype="float16", **meta):
     arrays = weight_arrays(generator)
     entries, chunks, offset = [], [], 0
     for path, a in arrays.items():
-        data = a.astype(np.dtype(dtype).newbyteorder("<")).tobytes()
-        if dtype == "float16" and not np.all(np.isfinite(a.astype(np.float16))):
+        if dtype == "float16" and np.abs(a).max(initial=0) > np.finfo(np.float16).max:
             raise ValueError(f"{path} overflows float16 (|w| > 65504): export with --web_dtype=float32")
+        data = a.astype(np.dtype(dtype).newbyteorder("<")).tobytes()
         entries.append({"name": path, "shape": list(a.shape), "offset": offset, "length": int(a.size)})
         chunks.append(data)
         offset += len(data)

@@ -446,7 +446,8 @@ function main() {
   setupPalette();
   setupWalk();
   loadFigures();
-  window.nf = {state, setZ, drawFace, sampleZ, setLanguage, ready: null};
+  window.nf = {state, setZ, drawFace, sampleZ, setLanguage, paletteShape, ready: null,
+               idle: () => (state.drawing ? state.pendingPromise : Promise.resolve())};
   window.nf.ready = start().then(() => true, (e) => { showError(e); return false; });
 }
 
