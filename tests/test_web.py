@@ -298,7 +298,7 @@ def test_page_interactions_language_figures_and_screenshot(browser, site, tmp_pa
         # Language toggle, both ways.
         page.click("#lang")
         assert page.evaluate("document.documentElement.lang") == "ko"
-        assert page.text_content("#generate") == "생성" and "모델 로딩" in page.text_content("#status")
+        assert page.text_content("#generate") == "생성" and page.text_content("#lang") == "EN" and "모델 로딩" in page.text_content("#status")
         page.click("#lang")
         assert page.text_content("#generate") == "Generate" and "Model loaded in" in page.text_content("#status")
         # Figures: present sections shown, absent ones hidden; the Turing test reveals its key.

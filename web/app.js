@@ -27,7 +27,7 @@ const TEXT = {
     footer: "A TensorFlow 2 / Keras 3 re-implementation of carpedm20's Neural Face.",
     loading: 'Loading the model…', loading_bytes: 'Loading the model ({mb} MB)…',
     loaded: 'Model loaded in {load} ms ({backend}); last face drawn in {draw} ms.',
-    failed: 'The model could not be loaded: {error}', lang_button: '한국어',
+    failed: 'The model could not be loaded: {error}', lang_button: 'KO',
   },
   ko: {
     subtitle: '존재하지 않는 얼굴을 신경망이 브라우저에서 그립니다',
@@ -53,7 +53,7 @@ const TEXT = {
     footer: 'carpedm20의 Neural Face를 TensorFlow 2 / Keras 3로 다시 구현했습니다.',
     loading: '모델을 불러오는 중…', loading_bytes: '모델을 불러오는 중 ({mb} MB)…',
     loaded: '모델 로딩 {load} ms ({backend}), 마지막 얼굴 그리기 {draw} ms.',
-    failed: '모델을 불러올 수 없습니다: {error}', lang_button: 'English',
+    failed: '모델을 불러올 수 없습니다: {error}', lang_button: 'EN',
   },
 };
 
