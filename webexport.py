@@ -121,23 +121,32 @@ def copy_figures(figures_dir, out_dir):
             logging.warning("%s lists %s but it does not exist; its section is left out", listing, name)
             continue
         rel = os.path.relpath(src, root).replace(os.sep, "/")
-        dst = os.path.join(out_dir, "figures", rel)
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        shutil.copyfile(src, dst)
+        copy_file(src, os.path.join(out_dir, "figures", rel))
         kept.append({"file": "figures/" + rel, "kind": str(e.get("kind", "")), "caption": str(e.get("caption", ""))})
     logging.info("copied %d of %d figures from %s", len(kept), len(entries), figures_dir)
     return kept
 
 
+def copy_file(src, dst):
+    """Copy atomically, readable by a web server running as another user."""
+    with open(src, "rb") as f:
+        utils.atomic_write(dst, lambda out: shutil.copyfileobj(f, out))
+    os.chmod(dst, 0o644)
+
+
 def export(generator, cfg, out_dir, figures_dir=None, dtype="float16", step=0, source=""):
-    """Write the self-contained static site into out_dir (created; existing page files are replaced)."""
+    """Write the self-contained static site into out_dir: a new or empty folder, or an earlier export (updated)."""
+    if os.path.isdir(out_dir) and os.listdir(out_dir) and not os.path.isfile(os.path.join(out_dir, MANIFEST_FILE)):
+        raise ValueError(f"{out_dir} holds other files and is no earlier web export; give a new or empty folder so "
+                         "nothing in it is overwritten")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"{out_dir} is a file, not a folder")
     ensure_node_modules()
     os.makedirs(out_dir, exist_ok=True)
     for name in PAGE_FILES:
-        shutil.copyfile(os.path.join(WEB_SRC, name), os.path.join(out_dir, name))
-    os.makedirs(os.path.join(out_dir, "tfjs"), exist_ok=True)
+        copy_file(os.path.join(WEB_SRC, name), os.path.join(out_dir, name))
     for src, name in TFJS_FILES:
-        shutil.copyfile(os.path.join(WEB_SRC, "node_modules", src), os.path.join(out_dir, "tfjs", name))
+        copy_file(os.path.join(WEB_SRC, "node_modules", src), os.path.join(out_dir, "tfjs", name))
     figures = copy_figures(figures_dir, out_dir)
     utils.write_json(os.path.join(out_dir, FIGURES_JSON), figures)
     manifest = write_weights(generator, cfg, out_dir, dtype, step=int(step), source=source)

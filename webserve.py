@@ -17,11 +17,7 @@ class FolderHandler(http.server.SimpleHTTPRequestHandler):
                       ".mp4": "video/mp4", ".bin": "application/octet-stream"}
 
     def end_headers(self):
-        # Cross-origin isolation lets the wasm backend use threads (SharedArrayBuffer); no-cache so a
-        # re-export is picked up on reload.
-        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
-        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
-        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Cache-Control", "no-cache")  # a re-export shows on reload
         super().end_headers()
 
     def refused(self, path):
