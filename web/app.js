@@ -421,7 +421,9 @@ async function start() {
   state.cfg = state.gen.cfg;
   state.zRange = state.gen.manifest.z_range;
   // One warm-up run compiles the kernels (webgl shaders), so the first face the user asks for is fast.
-  tf.dispose(state.gen.run(new Float32Array(state.cfg.z_dim)));
+  const warm = state.gen.run(new Float32Array(state.cfg.z_dim));
+  await warm.data();  // wait for it: webgl queues work, which would otherwise land on the first face's time
+  warm.dispose();
   state.timings.load_ms = performance.now() - t0;
   const brush = $('brush');
   Object.assign(brush, {min: String(state.zRange[0]), max: String(state.zRange[1]),
