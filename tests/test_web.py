@@ -322,3 +322,26 @@ def test_page_interactions_language_figures_and_screenshot(browser, site, tmp_pa
         assert errors == []
     finally:
         page.close()
+
+
+def test_main_serve_cli(site):
+    """`python main.py --serve` serves the folder (port 0: a free one) and refuses to start without one."""
+    import subprocess
+    import sys
+    from conftest import parse_flags
+    import main
+    parse_flags(serve=None)
+    with pytest.raises(SystemExit):
+        main.main(["main.py"])
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cmd = [sys.executable, os.path.join(root, "main.py"), "--serve"]
+    proc = subprocess.Popen(cmd + ["--serve_dir", site[1], "--serve_port", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith(f"serving {site[1]} at http://localhost:"), line
+        url = "http://127.0.0.1:" + line.rsplit(":", 1)[1].split("/")[0] + "/"
+        assert get(url, "/index.html")[0] == 200 and get(url, "/%2e%2e/outside.png")[0] == 403
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

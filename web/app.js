@@ -383,7 +383,11 @@ async function loadFigures() {
       button.textContent = t('reveal');
       fig.append(button);
     }
-    if (turing.caption) { const cap = document.createElement('figcaption'); cap.textContent = turing.caption; fig.append(cap); }
+    if (turing.caption) {
+      const cap = document.createElement('figcaption');
+      cap.textContent = turing.caption;
+      fig.append(cap);
+    }
     box.querySelector('.fig-items').append(fig);
     box.hidden = false;
   }
@@ -438,7 +442,9 @@ async function start() {
 }
 
 function main() {
-  setLanguage(params.get('lang') || (() => { try { return localStorage.getItem('neuralface-lang'); } catch (e) { return null; } })() || 'en');
+  let saved = null;
+  try { saved = localStorage.getItem('neuralface-lang'); } catch (e) { /* storage blocked */ }
+  setLanguage(params.get('lang') || saved || 'en');
   $('lang').addEventListener('click', () => setLanguage(state.lang === 'en' ? 'ko' : 'en'));
   $('generate').addEventListener('click', () => drawFace(state.z, {keep: true}));
   $('random').addEventListener('click', () => { setZ(sampleZ()); drawFace(state.z, {keep: true}); });

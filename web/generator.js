@@ -24,12 +24,21 @@ const NFGenerator = (() => {
   function decode(buffer, entry, dtype) {
     const n = entry.length, out = new Float32Array(n);
     if (dtype === 'float32') {
-      if (littleEndian) out.set(new Float32Array(buffer, entry.offset, n));
-      else { const dv = new DataView(buffer); for (let i = 0; i < n; i++) out[i] = dv.getFloat32(entry.offset + 4 * i, true); }
+      if (littleEndian) {
+        out.set(new Float32Array(buffer, entry.offset, n));
+      } else {
+        const dv = new DataView(buffer);
+        for (let i = 0; i < n; i++) out[i] = dv.getFloat32(entry.offset + 4 * i, true);
+      }
     } else if (dtype === 'float16') {
       const table = halfToFloatTable();
-      if (littleEndian) { const u = new Uint16Array(buffer, entry.offset, n); for (let i = 0; i < n; i++) out[i] = table[u[i]]; }
-      else { const dv = new DataView(buffer); for (let i = 0; i < n; i++) out[i] = table[dv.getUint16(entry.offset + 2 * i, true)]; }
+      if (littleEndian) {
+        const u = new Uint16Array(buffer, entry.offset, n);
+        for (let i = 0; i < n; i++) out[i] = table[u[i]];
+      } else {
+        const dv = new DataView(buffer);
+        for (let i = 0; i < n; i++) out[i] = table[dv.getUint16(entry.offset + 2 * i, true)];
+      }
     } else {
       throw new Error(`unsupported weights dtype ${dtype}`);
     }
@@ -94,7 +103,8 @@ const NFGenerator = (() => {
       // TF's 'same' padding of the forward stride-2 convolution that this layer transposes (outH -> inH).
       const padTop = Math.floor(Math.max((inH - 1) * 2 + 5 - outH, 0) / 2);
       const padLeft = Math.floor(Math.max((inW - 1) * 2 + 5 - outW, 0) / 2);
-      if (impl === 'phase' && k.shape[0] === 5 && k.shape[1] === 5 && [1, 2].includes(padTop) && [1, 2].includes(padLeft)) {
+      const phaseable = k.shape[0] === 5 && k.shape[1] === 5 && [1, 2].includes(padTop) && [1, 2].includes(padLeft);
+      if (impl === 'phase' && phaseable) {
         layer.phase = tf.tensor(phaseKernel(k.values, k.shape, padTop, padLeft), [3, 3, k.shape[3], 4 * cout]);
       } else {
         layer.kernel = tf.tensor(k.values, k.shape);
@@ -105,7 +115,8 @@ const NFGenerator = (() => {
       }
       layers.push(layer);
     }
-    W.bn0 = {gamma: t('g_bn0/gamma'), beta: t('g_bn0/beta'), mean: t('g_bn0/moving_mean'), variance: t('g_bn0/moving_variance')};
+    W.bn0 = {gamma: t('g_bn0/gamma'), beta: t('g_bn0/beta'),
+             mean: t('g_bn0/moving_mean'), variance: t('g_bn0/moving_variance')};
     timings.tensors_ms = performance.now() - t0 - timings.fetch_ms - timings.decode_ms;
     const [h16, w16] = sizes[0];
     const batchNorm = (x, bn) => tf.batchNorm(x, bn.mean, bn.variance, bn.beta, bn.gamma, BN_EPSILON);
