@@ -438,6 +438,12 @@ async function start() {
   const t1 = performance.now();
   await drawFace(state.z, {keep: true});
   state.timings.first_draw_ms = performance.now() - t1;
+  // Start the walk from this face towards another random one, so the slider works at once.
+  state.zA = Float32Array.from(state.z);
+  state.zB = sampleZ();
+  paint($('face-a'), state.lastOutput);
+  paint($('face-b'), await render(state.zB));
+  $('walk').disabled = false;
   for (const id of ['generate', 'random', 'set-a', 'set-b']) $(id).disabled = false;
 }
 
