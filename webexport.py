@@ -15,6 +15,7 @@ MANIFEST_FILE = "model.json"
 WEIGHTS_BIN = "weights.bin"
 FIGURES_JSON = "figures.json"
 FORMAT = "neuralface-web-1"
+MEDIA_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".mp4", ".webm")
 # TF.js files the page loads, from web/node_modules (installed from the committed package-lock.json).
 TFJS_FILES = (
     ("@tensorflow/tfjs/dist/tf.min.js", "tf.min.js"),
@@ -102,7 +103,7 @@ def copy_figures(figures_dir, out_dir):
                         figures_dir)
         return []
     entries = utils.read_json(listing)
-    if isinstance(entries, dict):  # {"figures": [...]} is accepted too
+    if isinstance(entries, dict):  # visualize.py writes {..., "figures": [...], "skipped": [...]}
         entries = entries.get("figures", [])
     if not isinstance(entries, list):
         raise ValueError(f"{listing} must hold a list of {{file, kind, caption}} entries")
@@ -113,6 +114,8 @@ def copy_figures(figures_dir, out_dir):
         if not isinstance(name, str) or not name:
             logging.warning("%s: skipping an entry without a file: %r", listing, e)
             continue
+        if os.path.splitext(name)[1].lower() not in MEDIA_EXTENSIONS:
+            continue  # data files (the Turing test's answers.json, rankings) are not shown on the page
         src = os.path.realpath(os.path.join(figures_dir, name))
         if os.path.commonpath([root, src]) != root:
             logging.warning("%s: skipping %s, which lies outside %s", listing, name, figures_dir)
@@ -122,7 +125,8 @@ def copy_figures(figures_dir, out_dir):
             continue
         rel = os.path.relpath(src, root).replace(os.sep, "/")
         copy_file(src, os.path.join(out_dir, "figures", rel))
-        kept.append({"file": "figures/" + rel, "kind": str(e.get("kind", "")), "caption": str(e.get("caption", ""))})
+        kept.append({"file": "figures/" + rel, "kind": str(e.get("kind", "")), "caption": str(e.get("caption", "")),
+                     "figure": str(e.get("figure", ""))})
     logging.info("copied %d of %d figures from %s", len(kept), len(entries), figures_dir)
     return kept
 

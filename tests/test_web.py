@@ -41,15 +41,27 @@ def random_generator(cfg, folder, seed=0):
 
 
 def write_figures(folder):
-    """A figures folder as --visualize writes it, with one listed file missing and one entry escaping it."""
+    """A figures folder as visualize.py writes it ({"figures": [{file, kind, caption, figure}], "skipped"}), with
+    the training movie as GIF + MP4, a listed file missing, a data file, and entries escaping the folder."""
+    import imageio.v2 as imageio
     os.makedirs(folder)
-    names = ["average_face.png", "change_z3.png", "turing_test.png", "turing_test_key.png"]
-    for i, name in enumerate(names):
+    frames = [np.full((32, 32, 3), 60 * i, np.uint8) for i in range(4)]
+    imageio.mimsave(os.path.join(folder, "training_progression.gif"), frames, duration=100)
+    imageio.mimsave(os.path.join(folder, "training_progression.mp4"), frames, fps=4, macro_block_size=16)
+    pngs = {"average_face.png": "average_face", "change_smile.png": "change_smile", "turing_test.png": "turing_test",
+            "turing_test_answers.png": "turing_test", "interpolation_a.png": "interpolation"}
+    for i, name in enumerate(pngs):
         utils.imwrite(os.path.join(folder, name), np.full((32, 32, 3), 40 * i, np.uint8))
-    entries = [{"file": n, "kind": n.split(".")[0], "caption": f"caption of {n}"} for n in names]
-    entries += [{"file": "random_walk.mp4", "kind": "random_walk", "caption": "not written"},
-                {"file": "../outside.png", "kind": "other", "caption": "outside"}, {"kind": "no file"}]
-    utils.write_json(os.path.join(folder, "figures.json"), entries)
+    utils.write_json(os.path.join(folder, "turing_test_answers.json"), {"cells": []})
+    entries = [{"file": "training_progression.gif", "kind": "gif", "figure": "training_progression",
+                "caption": "training"},
+               {"file": "training_progression.mp4", "kind": "mp4", "figure": "training_progression",
+                "caption": "training"}]
+    entries += [{"file": n, "kind": "png", "figure": f, "caption": f"caption of {n}"} for n, f in pngs.items()]
+    entries += [{"file": "turing_test_answers.json", "kind": "json", "caption": "answers"},
+                {"file": "random_walk.mp4", "kind": "mp4", "figure": "random_walk", "caption": "not written"},
+                {"file": "../outside.png", "kind": "png", "caption": "outside"}, {"kind": "no file"}]
+    utils.write_json(os.path.join(folder, "figures.json"), {"seed": 1, "figures": entries, "skipped": []})
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +132,11 @@ def test_export_writes_weights_manifest_and_figures(site):
                  "tfjs/tf-backend-wasm.min.js", "tfjs/tfjs-backend-wasm-simd.wasm"):
         assert os.path.isfile(os.path.join(site_dir, name)), name
     figures = utils.read_json(os.path.join(site_dir, "figures.json"))
-    assert [f["file"] for f in figures] == ["figures/average_face.png", "figures/change_z3.png",
-                                            "figures/turing_test.png", "figures/turing_test_key.png"]
+    assert [f["file"] for f in figures] == [
+        "figures/training_progression.gif", "figures/training_progression.mp4", "figures/average_face.png",
+        "figures/change_smile.png", "figures/turing_test.png", "figures/turing_test_answers.png",
+        "figures/interpolation_a.png"]
+    assert figures[0]["figure"] == "training_progression" and figures[2]["caption"] == "caption of average_face.png"
     assert not os.path.exists(os.path.join(site_dir, "figures", "outside.png"))
 
 
@@ -309,10 +324,13 @@ def test_page_interactions_language_figures_and_screenshot(browser, site, tmp_pa
         assert page.text_content("#generate") == "Generate" and "Model loaded in" in page.text_content("#status")
         # Figures: present sections shown, absent ones hidden; the Turing test reveals its key.
         assert page.is_visible("#fig-average img") and page.is_visible("#fig-change img")
-        assert not page.is_visible("#fig-walk") and not page.is_visible("#fig-progress")
+        assert page.is_visible("#fig-other img") and not page.is_visible("#fig-walk")
+        movie = page.locator("#fig-progress video, #fig-progress img")  # the MP4, or its GIF if it cannot play
+        assert movie.count() == 1 and movie.get_attribute("src").endswith(("training_progression.mp4",
+                                                                          "training_progression.gif"))
         assert page.get_attribute("#turing-image", "src").endswith("turing_test.png")
         page.click("#turing-image")
-        assert page.get_attribute("#turing-image", "src").endswith("turing_test_key.png")
+        assert page.get_attribute("#turing-image", "src").endswith("turing_test_answers.png")
         page.click("#turing-reveal")
         assert page.get_attribute("#turing-image", "src").endswith("turing_test.png")
         assert page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")

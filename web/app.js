@@ -313,10 +313,12 @@ function syncSliders() {
 
 // ------------------------------------------------------------------ figures (from --visualize, via figures.json)
 
+// Which section a figure belongs to, from its figure name (visualize.py's "figure") and its file name.
 function figureSection(entry) {
-  const name = entry.file.split('/').pop().toLowerCase(), kind = (entry.kind || '').toLowerCase();
-  const has = (s) => kind.includes(s) || name.includes(s);
-  if (has('turing')) return has('key') || has('answer') ? 'turing-key' : 'turing';
+  const name = entry.file.split('/').pop().toLowerCase();
+  const about = `${entry.figure || ''} ${entry.kind || ''}`.toLowerCase();
+  const has = (s) => about.includes(s) || name.includes(s);
+  if (has('turing')) return name.includes('key') || name.includes('answer') ? 'turing-key' : 'turing';
   if (has('progress') || has('training')) return 'progress';
   if (has('average')) return 'average';
   if (has('walk')) return 'walk';
@@ -324,12 +326,17 @@ function figureSection(entry) {
   return 'other';
 }
 
-function mediaElement(file, caption) {
+// An <img>, or a <video> that falls back to the GIF of the same movie when the browser cannot play it.
+function mediaElement(file, caption, fallback = null) {
   const isVideo = /\.(mp4|webm)$/i.test(file);
   const el = document.createElement(isVideo ? 'video' : 'img');
+  if (isVideo) {
+    Object.assign(el, {controls: true, loop: true, muted: true, autoplay: true, playsInline: true});
+    if (fallback) el.addEventListener('error', () => el.replaceWith(mediaElement(fallback, caption)));
+  } else {
+    el.alt = caption || file;
+  }
   el.src = file;
-  if (isVideo) Object.assign(el, {controls: true, loop: true, muted: true, autoplay: true, playsInline: true});
-  else el.alt = caption || file;
   return el;
 }
 
@@ -340,13 +347,15 @@ async function loadFigures() {
     if (r.ok) entries = await r.json();
   } catch (e) { entries = []; }
   if (!Array.isArray(entries) || !entries.length) return;
-  // One figure per stem: an .mp4 wins over the .gif of the same movie.
+  // One figure per stem: an .mp4 wins over the .gif of the same movie (which stays its fallback).
   const byStem = new Map();
   for (const e of entries) {
     if (!e || typeof e.file !== 'string') continue;
     const stem = e.file.replace(/\.[^.]+$/, '');
     const prev = byStem.get(stem);
-    if (!prev || /\.(mp4|webm)$/i.test(e.file)) byStem.set(stem, e);
+    if (!prev) byStem.set(stem, e);
+    else if (/\.(mp4|webm)$/i.test(e.file)) byStem.set(stem, {...e, fallback: prev.file});
+    else if (/\.(mp4|webm)$/i.test(prev.file)) prev.fallback = e.file;
   }
   let turing = null, turingKey = null;
   for (const e of byStem.values()) {
@@ -355,7 +364,7 @@ async function loadFigures() {
     if (section === 'turing-key') { turingKey = e; continue; }
     const box = $(`fig-${section}`);
     const fig = document.createElement('figure');
-    fig.append(mediaElement(e.file, e.caption));
+    fig.append(mediaElement(e.file, e.caption, e.fallback));
     if (e.caption) { const cap = document.createElement('figcaption'); cap.textContent = e.caption; fig.append(cap); }
     box.querySelector('.fig-items').append(fig);
     box.hidden = false;
