@@ -28,9 +28,23 @@ TFJS_FILES = (
 LAYERS = ("g_h0_lin", "g_bn0", "g_h1", "g_bn1", "g_h2", "g_bn2", "g_h3", "g_bn3", "g_h4")
 
 
+def stale_packages(web_src=WEB_SRC):
+    """The TF.js packages whose installed version differs from package-lock.json's (or that are not installed)."""
+    lock = utils.read_json(os.path.join(web_src, "package-lock.json"))["packages"]
+    stale = []
+    for name in ("@tensorflow/tfjs", "@tensorflow/tfjs-backend-wasm"):
+        installed = os.path.join(web_src, "node_modules", name, "package.json")
+        version = utils.read_json(installed)["version"] if os.path.isfile(installed) else None
+        if version != lock[f"node_modules/{name}"]["version"]:
+            stale.append(name)
+    return stale
+
+
 def ensure_node_modules(web_src=WEB_SRC):
-    """Install TF.js into web/node_modules with `npm ci` (exact versions from package-lock.json) when missing."""
+    """Install TF.js into web/node_modules with `npm ci` (exact versions from package-lock.json) when it is
+    missing or another version is installed."""
     missing = [src for src, _ in TFJS_FILES if not os.path.isfile(os.path.join(web_src, "node_modules", src))]
+    missing += stale_packages(web_src)
     if not missing:
         return
     npm = shutil.which("npm")
@@ -43,8 +57,10 @@ def ensure_node_modules(web_src=WEB_SRC):
     if result.returncode != 0:
         raise ValueError(f"`npm ci` in {web_src} failed (exit {result.returncode}):\n{result.stderr[-2000:]}")
     still = [src for src, _ in TFJS_FILES if not os.path.isfile(os.path.join(web_src, "node_modules", src))]
+    still += stale_packages(web_src)
     if still:
-        raise FileNotFoundError(f"`npm ci` ran but {still[0]} is still missing under {web_src}/node_modules")
+        raise FileNotFoundError(f"`npm ci` ran but {still[0]} is still missing or not the locked version under "
+                                f"{web_src}/node_modules")
 
 
 def weight_arrays(generator):

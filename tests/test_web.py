@@ -68,6 +68,8 @@ def write_figures(folder):
 def site(tmp_path_factory):
     """An exported page (tiny generator + figures) served on 127.0.0.1; yields (url, site_dir, generator)."""
     tmp = tmp_path_factory.mktemp("web")
+    if shutil.which("npm") is None and webexport.stale_packages():
+        pytest.skip("web/node_modules lacks TF.js and npm is not installed (apt-get install -y npm), so no page")
     generator = random_generator(CFG, str(tmp / "gen"))
     write_figures(str(tmp / "figures"))
     utils.imwrite(str(tmp / "outside.png"), np.zeros((4, 4, 3), np.uint8))
@@ -161,6 +163,8 @@ def test_export_float32_and_bad_inputs(tmp_path):
 
 
 def test_missing_npm_is_a_clear_error(tmp_path, monkeypatch):
+    shutil.copy(os.path.join(webexport.WEB_SRC, "package-lock.json"), tmp_path)
+    assert webexport.stale_packages(str(tmp_path)) == ["@tensorflow/tfjs", "@tensorflow/tfjs-backend-wasm"]
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(FileNotFoundError, match="npm"):
         webexport.ensure_node_modules(str(tmp_path))
@@ -363,3 +367,12 @@ def test_main_serve_cli(site):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_page_opened_as_a_file_says_to_serve_it(browser, site):
+    page, ok, errors = open_page(browser, "file://" + os.path.join(site[1], "index.html"))
+    try:
+        assert not ok and "over HTTP" in page.text_content("#status")
+        assert page.get_attribute("#status", "data-state") == "error" and page.is_disabled("#generate")
+    finally:
+        page.close()

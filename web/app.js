@@ -423,6 +423,10 @@ function showError(e) {
 }
 
 async function start() {
+  if (location.protocol === 'file:') {
+    throw new Error('open this page over HTTP, not as a file (browsers block fetch and WebAssembly there): ' +
+                    '`python main.py --serve --serve_dir <this folder>` or any static web server');
+  }
   const t0 = performance.now();
   state.backend = await chooseBackend(params.get('backend') || 'auto');
   $('backend').value = params.get('backend') || 'auto';
