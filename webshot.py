@@ -20,8 +20,8 @@ def launch(playwright):
     return playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
 
 
-def screenshot(page, path, faces=8):
-    """Draw a few random faces on an opened page, then save a full-page PNG at path (written atomically)."""
+def screenshot(page, path, faces=8, full_page=False):
+    """Draw a few random faces on an opened page, then save a PNG of the viewport (or the full page) at path."""
     if not page.evaluate("window.nf.ready"):
         raise ValueError(f"the page failed to load its model: {page.evaluate('window.nf.state.error')}")
     for _ in range(max(faces - 1, 0)):
@@ -30,7 +30,7 @@ def screenshot(page, path, faces=8):
     page.evaluate("document.querySelectorAll('video').forEach(v => v.pause())")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = os.path.join(os.path.dirname(os.path.abspath(path)), "." + os.path.basename(path) + ".tmp.png")
-    page.screenshot(path=tmp, full_page=True)
+    page.screenshot(path=tmp, full_page=full_page)
     os.replace(tmp, path)
     return path
 
@@ -43,6 +43,8 @@ def main():
     p.add_argument("--lang", default="en", choices=["en", "ko"])
     p.add_argument("--backend", default="auto", choices=["auto", "wasm", "webgl", "cpu"])
     p.add_argument("--width", type=int, default=1100)
+    p.add_argument("--height", type=int, default=900, help="viewport height: the demo part of the page [900]")
+    p.add_argument("--full_page", action="store_true", help="the whole page, figures included")
     args = p.parse_args()
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import webserve
@@ -52,9 +54,9 @@ def main():
         threading.Thread(target=server.serve_forever, daemon=True).start()
         with sync_playwright() as pw:
             browser = launch(pw)
-            page = browser.new_page(viewport={"width": args.width, "height": 900})
+            page = browser.new_page(viewport={"width": args.width, "height": args.height})
             page.goto(f"http://127.0.0.1:{server.server_address[1]}/?lang={args.lang}&backend={args.backend}")
-            print("wrote", screenshot(page, args.out, args.faces))
+            print("wrote", screenshot(page, args.out, args.faces, args.full_page))
             browser.close()
         server.shutdown()
     except (FileNotFoundError, ValueError) as e:

@@ -339,8 +339,8 @@ def test_page_interactions_language_figures_and_screenshot(browser, site, tmp_pa
         assert page.get_attribute("#turing-image", "src").endswith("turing_test.png")
         assert page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
         shot = os.environ.get("NF_WEB_SCREENSHOT") or str(tmp_path / "web_page.png")
-        webshot.screenshot(page, shot, faces=1)
-        assert utils.imread(shot).shape[1] == 1100
+        webshot.screenshot(page, shot, faces=1, full_page=True)
+        assert utils.imread(shot).shape[1] == 1100 and utils.imread(shot).shape[0] > 900
         assert errors == []
     finally:
         page.close()

@@ -335,6 +335,8 @@ function mediaElement(file, caption, fallback = null) {
     if (fallback) el.addEventListener('error', () => el.replaceWith(mediaElement(fallback, caption)));
   } else {
     el.alt = caption || file;
+    // A single 64-px face (the average face) is shown 3x, so it is not a speck beside the grids.
+    el.addEventListener('load', () => { if (el.naturalWidth <= 128) el.style.width = `${3 * el.naturalWidth}px`; });
   }
   el.src = file;
   return el;
