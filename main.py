@@ -58,6 +58,15 @@ flags.DEFINE_string("export_dir", "", "Where --export writes; empty = <run folde
 flags.DEFINE_enum("export_dtype", "float32", ["float32", "float16"], "dtype of the exported generator.npz [float32]")
 flags.DEFINE_enum("strategy", "default", ["default"],
                   "tf.distribute strategy; only the default single-device one exists so far [default]")
+# Web (issue 5)
+flags.DEFINE_string("export_web", "", "Write the interactive web page with the generator into this folder []")
+flags.DEFINE_string("web_figures", "", "Folder with figures.json (from --visualize) whose figures the page shows; "
+                    "empty = the run's sample folder when it has figures.json []")
+flags.DEFINE_enum("web_dtype", "float16", ["float16", "float32"], "dtype of the page's weights.bin [float16]")
+flags.DEFINE_boolean("serve", False, "Serve --serve_dir (or the --export_web folder) over HTTP until Ctrl-C [False]")
+flags.DEFINE_string("serve_dir", "", "Exported folder --serve serves; empty = the --export_web folder []")
+flags.DEFINE_string("serve_host", "127.0.0.1", "Address --serve listens on (0.0.0.0: the whole network) [127.0.0.1]")
+flags.DEFINE_integer("serve_port", 8000, "Port --serve listens on (0: any free port) [8000]")
 _OWN_FLAGS = set(FLAGS) - _ABSL_FLAGS
 
 
@@ -86,7 +95,8 @@ def main(argv):
         if f["train"]:
             result = train.train(f)
             logging.info("run folder: %s", result["run_dir"])
-        if f["export"] or f["visualize"] or not f["train"]:
+        web_only = f["serve"] and not (f["train"] or f["export"] or f["visualize"] or f["export_web"])
+        if (f["export"] or f["visualize"] or f["export_web"] or not f["train"]) and not web_only:
             explicit = f["checkpoint_dir"] if FLAGS["checkpoint_dir"].present else None
             src = runs.find_generator(paths, explicit)
             logging.info("generator: %s", src.description)
@@ -95,10 +105,16 @@ def main(argv):
             if f["visualize"]:
                 import visualize  # only this mode needs dlib and the video writers
                 visualize.run(src, f)
-            if not (f["train"] or f["export"] or f["visualize"]):
+            if f["export_web"]:
+                import webexport
+                webexport.export_from_flags(src, f)
+            if not (f["train"] or f["export"] or f["visualize"] or f["export_web"]):
                 sample_dir = os.path.join(src.run_dir, f["sample_dir"]) if src.run_dir else f["sample_dir"]
                 out = generate.sample(src, sample_dir, f["sample_num"], f["seed"], f["batch_size"])
                 print(f"wrote {out['grid']} and {out['num_faces']} faces in {out['faces_dir']}")
+        if f["serve"]:
+            import webserve
+            webserve.serve(f["serve_dir"] or f["export_web"], f["serve_host"], f["serve_port"])
     except (FileNotFoundError, ValueError, train.NonFiniteLossError) as e:
         logging.error("%s", e)
         sys.exit(1)

@@ -1,0 +1,193 @@
+"""Export the interactive web page: the page, the generator as raw weights, TF.js from npm, and the figures."""
+import os
+import shutil
+import subprocess
+
+import numpy as np
+from absl import logging
+
+import model
+import utils
+
+WEB_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web")
+PAGE_FILES = ("index.html", "app.js", "generator.js", "style.css")
+MANIFEST_FILE = "model.json"
+WEIGHTS_BIN = "weights.bin"
+FIGURES_JSON = "figures.json"
+FORMAT = "neuralface-web-1"
+MEDIA_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".mp4", ".webm")
+# TF.js files the page loads, from web/node_modules (installed from the committed package-lock.json).
+TFJS_FILES = (
+    ("@tensorflow/tfjs/dist/tf.min.js", "tf.min.js"),
+    ("@tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.min.js", "tf-backend-wasm.min.js"),
+    ("@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm", "tfjs-backend-wasm.wasm"),
+    ("@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm", "tfjs-backend-wasm-simd.wasm"),
+    ("@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm", "tfjs-backend-wasm-threaded-simd.wasm"),
+)
+# The layer order the page runs; every Keras variable of the generator, by path.
+LAYERS = ("g_h0_lin", "g_bn0", "g_h1", "g_bn1", "g_h2", "g_bn2", "g_h3", "g_bn3", "g_h4")
+
+
+def stale_packages(web_src=WEB_SRC):
+    """The TF.js packages whose installed version differs from package-lock.json's (or that are not installed)."""
+    lock = utils.read_json(os.path.join(web_src, "package-lock.json"))["packages"]
+    stale = []
+    for name in ("@tensorflow/tfjs", "@tensorflow/tfjs-backend-wasm"):
+        installed = os.path.join(web_src, "node_modules", name, "package.json")
+        version = utils.read_json(installed)["version"] if os.path.isfile(installed) else None
+        if version != lock[f"node_modules/{name}"]["version"]:
+            stale.append(name)
+    return stale
+
+
+def ensure_node_modules(web_src=WEB_SRC):
+    """Install TF.js into web/node_modules with `npm ci` (exact versions from package-lock.json) when it is
+    missing or another version is installed."""
+    missing = [src for src, _ in TFJS_FILES if not os.path.isfile(os.path.join(web_src, "node_modules", src))]
+    missing += stale_packages(web_src)
+    if not missing:
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise FileNotFoundError(f"{os.path.join(web_src, 'node_modules')} lacks TF.js ({missing[0]}) and npm is not "
+                                "installed: install Node.js with npm (e.g. `apt-get install -y npm`) and run again")
+    logging.info("installing TF.js: npm ci in %s", web_src)
+    result = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=web_src,
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ValueError(f"`npm ci` in {web_src} failed (exit {result.returncode}):\n{result.stderr[-2000:]}")
+    still = [src for src, _ in TFJS_FILES if not os.path.isfile(os.path.join(web_src, "node_modules", src))]
+    still += stale_packages(web_src)
+    if still:
+        raise FileNotFoundError(f"`npm ci` ran but {still[0]} is still missing or not the locked version under "
+                                f"{web_src}/node_modules")
+
+
+def weight_arrays(generator):
+    """The generator's variables by Keras path, checked against the layers the page knows."""
+    arrays = {v.path: np.asarray(v.numpy(), np.float32) for v in generator.weights}
+    known = {p for p in arrays if p.split("/")[0] in LAYERS}
+    if known != set(arrays):
+        raise ValueError(f"the generator has variables the web page does not run: {sorted(set(arrays) - known)[:3]}")
+    return arrays
+
+
+def write_weights(generator, cfg, out_dir, dtype="float16", **meta):
+    """Write weights.bin (every variable, little-endian, back to back) and model.json (shapes, byte offsets)."""
+    if dtype not in ("float16", "float32"):
+        raise ValueError(f"web weights dtype must be float16 or float32, got {dtype!r}")
+    arrays = weight_arrays(generator)
+    entries, chunks, offset = [], [], 0
+    for path, a in arrays.items():
+        if dtype == "float16" and np.abs(a).max(initial=0) > np.finfo(np.float16).max:
+            raise ValueError(f"{path} overflows float16 (|w| > 65504): export with --web_dtype=float32")
+        data = a.astype(np.dtype(dtype).newbyteorder("<")).tobytes()
+        entries.append({"name": path, "shape": list(a.shape), "offset": offset, "length": int(a.size)})
+        chunks.append(data)
+        offset += len(data)
+    utils.atomic_write(os.path.join(out_dir, WEIGHTS_BIN), lambda f: [f.write(c) for c in chunks])
+    lo, hi = model.z_range(cfg.z_dist)
+    manifest = {"format": FORMAT, "model": cfg.to_dict(), "dtype": dtype, "weights": entries,
+                "bytes": offset, "z_range": [lo, hi],
+                "sizes": [list(s) for s in model.generator_sizes(cfg.output_height, cfg.output_width)], **meta}
+    utils.write_json(os.path.join(out_dir, MANIFEST_FILE), manifest)
+    return manifest
+
+
+def read_web_generator(out_dir):
+    """Build a Keras generator from an exported model.json + weights.bin (what the page runs, for checks)."""
+    manifest = utils.read_json(os.path.join(out_dir, MANIFEST_FILE))
+    cfg = model.ModelConfig.from_dict(manifest["model"])
+    generator = model.make_generator(cfg)
+    raw = np.fromfile(os.path.join(out_dir, WEIGHTS_BIN), np.uint8)
+    by_name = {e["name"]: e for e in manifest["weights"]}
+    dt = np.dtype(manifest["dtype"]).newbyteorder("<")
+    for v in generator.weights:
+        e = by_name[v.path]
+        a = np.frombuffer(raw, dt, count=e["length"], offset=e["offset"]).reshape(e["shape"])
+        v.assign(a.astype(np.float32))
+    return generator, cfg, manifest
+
+
+def copy_figures(figures_dir, out_dir):
+    """Copy the figures that figures.json lists and that exist into out_dir/figures; returns the kept entries."""
+    if not figures_dir:
+        return []
+    listing = os.path.join(figures_dir, FIGURES_JSON)
+    if not os.path.isfile(listing):
+        logging.warning("no %s in %s: the page gets no figure sections (run --visualize first)", FIGURES_JSON,
+                        figures_dir)
+        return []
+    entries = utils.read_json(listing)
+    if isinstance(entries, dict):  # visualize.py writes {..., "figures": [...], "skipped": [...]}
+        entries = entries.get("figures", [])
+    if not isinstance(entries, list):
+        raise ValueError(f"{listing} must hold a list of {{file, kind, caption}} entries")
+    root = os.path.realpath(figures_dir)
+    kept = []
+    for e in entries:
+        name = e.get("file") if isinstance(e, dict) else None
+        if not isinstance(name, str) or not name:
+            logging.warning("%s: skipping an entry without a file: %r", listing, e)
+            continue
+        if os.path.splitext(name)[1].lower() not in MEDIA_EXTENSIONS:
+            continue  # data files (the Turing test's answers.json, rankings) are not shown on the page
+        src = os.path.realpath(os.path.join(figures_dir, name))
+        if os.path.commonpath([root, src]) != root:
+            logging.warning("%s: skipping %s, which lies outside %s", listing, name, figures_dir)
+            continue
+        if not os.path.isfile(src):
+            logging.warning("%s lists %s but it does not exist; its section is left out", listing, name)
+            continue
+        rel = os.path.relpath(src, root).replace(os.sep, "/")
+        copy_file(src, os.path.join(out_dir, "figures", rel))
+        kept.append({"file": "figures/" + rel, "kind": str(e.get("kind", "")), "caption": str(e.get("caption", "")),
+                     "figure": str(e.get("figure", ""))})
+    logging.info("copied %d of %d figures from %s", len(kept), len(entries), figures_dir)
+    return kept
+
+
+def copy_file(src, dst):
+    """Copy atomically, readable by a web server running as another user."""
+    with open(src, "rb") as f:
+        utils.atomic_write(dst, lambda out: shutil.copyfileobj(f, out))
+    os.chmod(dst, 0o644)
+
+
+def export(generator, cfg, out_dir, figures_dir=None, dtype="float16", step=0, source=""):
+    """Write the self-contained static site into out_dir: a new or empty folder, or an earlier export (updated)."""
+    if os.path.isdir(out_dir) and os.listdir(out_dir) and not os.path.isfile(os.path.join(out_dir, MANIFEST_FILE)):
+        raise ValueError(f"{out_dir} holds other files and is no earlier web export; give a new or empty folder so "
+                         "nothing in it is overwritten")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"{out_dir} is a file, not a folder")
+    ensure_node_modules()
+    os.makedirs(out_dir, exist_ok=True)
+    for name in PAGE_FILES:
+        copy_file(os.path.join(WEB_SRC, name), os.path.join(out_dir, name))
+    for src, name in TFJS_FILES:
+        copy_file(os.path.join(WEB_SRC, "node_modules", src), os.path.join(out_dir, "tfjs", name))
+    figures = copy_figures(figures_dir, out_dir)
+    utils.write_json(os.path.join(out_dir, FIGURES_JSON), figures)
+    manifest = write_weights(generator, cfg, out_dir, dtype, step=int(step), source=source)
+    for name in (FIGURES_JSON, MANIFEST_FILE, WEIGHTS_BIN):  # temp files are private (0600); a web host must read them
+        os.chmod(os.path.join(out_dir, name), 0o644)
+    logging.info("wrote the web page to %s (%s weights, %.1f MB, %d figures); serve it with "
+                 "`python main.py --serve --serve_dir %s`", out_dir, dtype, manifest["bytes"] / 1e6, len(figures),
+                 out_dir)
+    return {"dir": out_dir, "manifest": manifest, "figures": figures}
+
+
+def export_from_flags(src, f):
+    """main.py's --export_web: the page for src (a runs.GeneratorSource), with the run's figures when it has them."""
+    figures_dir = f["web_figures"]
+    if figures_dir and not os.path.isdir(figures_dir):
+        raise FileNotFoundError(f"--web_figures={figures_dir} is not a folder (give the folder --visualize wrote, "
+                                f"which holds {FIGURES_JSON})")
+    if not figures_dir:
+        sample_dir = os.path.join(src.run_dir, f["sample_dir"]) if src.run_dir else f["sample_dir"]
+        figures_dir = sample_dir if os.path.isfile(os.path.join(sample_dir, FIGURES_JSON)) else None
+        if figures_dir is None:
+            logging.info("no %s in %s: the page shows the generator only (run --visualize, or pass --web_figures)",
+                         FIGURES_JSON, sample_dir)
+    return export(src.generator, src.cfg, f["export_web"], figures_dir, f["web_dtype"], src.step, src.description)
