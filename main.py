@@ -58,6 +58,22 @@ flags.DEFINE_string("export_dir", "", "Where --export writes; empty = <run folde
 flags.DEFINE_enum("export_dtype", "float32", ["float32", "float16"], "dtype of the exported generator.npz [float32]")
 flags.DEFINE_enum("strategy", "default", ["default"],
                   "tf.distribute strategy; only the default single-device one exists so far [default]")
+# Visualize (issue 4)
+flags.DEFINE_integer("option", None, "--visualize: only the original's visualize option 0-4 (0 samples, 1 per-dim "
+                     "grids, 2 small-z GIFs, 3 sweeps from z=0, 4 merged GIF); None = all [None]")
+flags.DEFINE_string("figures", "", "--visualize: comma list of options, page, paper or all; empty = all, or only the "
+                    "options when --option is given []")
+flags.DEFINE_integer("vis_dims", 0, "--visualize: z dimensions options 1-4 go through; 0 = all, as the original [0]")
+flags.DEFINE_enum("z_center", "mean", ["mean", "zero"], "--visualize: the 'z = 0' of the average face, walks and "
+                  "option 3: the prior's mean (0; 0.5 for uniform_unsigned) or literal zero [mean]")
+flags.DEFINE_integer("walk_frames", 64, "--visualize: frames of the random walk [64]")
+flags.DEFINE_integer("real_num", 32, "--visualize: real crops (and as many generated faces) in the Turing test [32]")
+flags.DEFINE_integer("pool_num", 256, "--visualize: samples measured to pick exemplars for Figs. 7 and 8 [256]")
+flags.DEFINE_string("arith_indices", "", "--visualize: exemplars for the vector arithmetic A - B + C as sample "
+                    "numbers of pool_sheet.png, 'a,a,a;b,b,b;c,c,c'; empty = smiling - neutral + neutral by "
+                    "landmarks []")
+flags.DEFINE_integer("nn_num", 8, "--visualize: generated (and held-out real) faces in the memorisation check [8]")
+flags.DEFINE_integer("nn_pool", 0, "--visualize: training crops searched for nearest neighbours; 0 = all [0]")
 _OWN_FLAGS = set(FLAGS) - _ABSL_FLAGS
 
 
