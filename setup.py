@@ -6,7 +6,7 @@ setup(
     version="0.1.0",
     description="Neural Face: detect, align and crop web photos, train a DCGAN on them, reproduce the figures.",
     python_requires=">=3.10",
-    py_modules=["main", "model", "ops", "utils", "dataset", "runs", "train", "generate"],
+    py_modules=["main", "model", "ops", "utils", "dataset", "runs", "train", "generate", "visualize", "face_measures"],
     packages=["preprocess"],
     install_requires=[
         # The plain wheel runs on CPU and pulls no CUDA libraries; the gpu extra adds them.

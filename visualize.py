@@ -20,7 +20,7 @@ import utils
 FIGURE_SETS = ("options", "page", "paper")
 OPTIONS = (0, 1, 2, 3, 4)
 INDEX_FILE = "figures.json"
-GIF_FPS, VIDEO_FPS, TRAINING_FPS = 16, 24, 8
+GIF_FPS, VIDEO_FPS, TRAINING_FPS = 20, 25, 10  # GIF delays are whole centiseconds: 50, 40, 100 ms
 MAX_TRAINING_FRAMES = 400  # longer runs are subsampled evenly (the last grid is always kept)
 MIN_VIDEO_SIDE = 256  # small frames are enlarged (nearest neighbour) so players show them at a usable size
 LABEL_MIN_CELL = 48  # labelled figures enlarge cells smaller than this so their text stays readable
