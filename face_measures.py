@@ -37,9 +37,7 @@ def find_landmarks(image):
     scale = DETECT_SIZE / max(h, w) if max(h, w) < DETECT_SIZE else 1.0
     big = cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_CUBIC) if scale != 1 else rgb
     big = cv2.copyMakeBorder(big, *[DETECT_BORDER] * 4, cv2.BORDER_REPLICATE)
-    faces = dlib_models.detect_faces(big, upsample=0)
-    if not faces:
-        faces = dlib_models.detect_faces(big, upsample=1)
+    faces = dlib_models.detect_faces(big, upsample=0)  # the face already fills DETECT_SIZE: upsampling finds no more
     if not faces:
         return None
     points = dlib_models.landmarks(big, faces[0][0], 68)

@@ -24,7 +24,7 @@ GIF_FPS, VIDEO_FPS, TRAINING_FPS = 20, 25, 10  # GIF delays are whole centisecon
 MAX_TRAINING_FRAMES = 400  # longer runs are subsampled evenly (the last grid is always kept)
 MIN_VIDEO_SIDE = 256  # small frames are enlarged (nearest neighbour) so players show them at a usable size
 LABEL_MIN_CELL = 48  # labelled figures enlarge cells smaller than this so their text stays readable
-CHANGE_ROWS, CHANGE_COLS, CHANGE_BASES = 10, 10, 2
+CHANGE_ROWS, CHANGE_COLS, CHANGE_BASES = 10, 10, 3
 WALK_CELLS = 16
 INTERP_ROWS, INTERP_COLS = 8, 10
 TURN_ROWS, TURN_COLS = 6, 10
@@ -430,11 +430,42 @@ def pixels_shape(ctx):
     return (ctx.cfg.output_height, ctx.cfg.output_width, 3)
 
 
+def dimension_effects(measured, t):
+    """Rank z dimensions by one measure: measured is (dims, bases, len(t)), the measure of each swept face (NaN
+    where no face was found). Returns (effect per dim, std of the measure): the least-squares slope of the
+    measure against z[d], averaged over the bases, in standard deviations of the measure per unit of z."""
+    ok = np.isfinite(measured)
+    spread = float(np.std(measured[ok])) if ok.sum() > 2 else np.nan
+    effects = np.full(measured.shape[0], np.nan)
+    if not spread > 0:
+        return effects, spread
+    for d in range(measured.shape[0]):
+        slopes = [face_measures.effect(row, t) for row in measured[d]]
+        slopes = [x for x in slopes if np.isfinite(x)]
+        if slopes:
+            effects[d] = np.mean(slopes) / spread
+    return effects, spread
+
+
+def change_bases(ctx, n):
+    """n base z whose faces dlib finds (so every row can be measured), from the first 8n prior samples;
+    undetected ones fill up when too few are found."""
+    candidates = ctx.prior("change", 8 * n)
+    found = []
+    for k in range(0, len(candidates), n):
+        faces = pixels(ctx.generate(candidates[k:k + n]))
+        found += [k + i for i, face in enumerate(faces) if face_measures.find_landmarks(face) is not None]
+        if len(found) >= n:
+            break
+    chosen = (found + [i for i in range(len(candidates)) if i not in found])[:n]
+    return candidates[chosen]
+
+
 def change_grids(ctx):
     """The page's change1-6: rows that vary one z dimension each, ranked and labelled by what they measurably do."""
     cfg = ctx.cfg
     values = np.linspace(ctx.z_lo, ctx.z_hi, CHANGE_COLS, dtype=np.float32)
-    bases = ctx.prior("change", CHANGE_BASES)
+    bases = change_bases(ctx, CHANGE_BASES)
     z = np.stack([sweep(b, d, values) for d in range(cfg.z_dim) for b in bases])  # (dims*bases, cols, z_dim)
     images = pixels(ctx.generate(z.reshape(-1, cfg.z_dim))).reshape(z.shape[:2] + pixels_shape(ctx))
     logging.info("measuring %d faces with dlib's landmarks for the change grids", images.shape[0] * images.shape[1])
@@ -442,16 +473,10 @@ def change_grids(ctx):
     measures = [m for m in face_measures.MEASURES if not (m == "saturation" and cfg.c_dim == 1)]
     if cfg.c_dim == 1:
         ctx.out.skip("change_saturation", "a grayscale model has no colour saturation to measure")
-    shape = (cfg.z_dim, CHANGE_BASES, CHANGE_COLS)
     effects, ranking = {}, {}
     for m in measures:
-        vals = found[m].reshape(shape)
-        spread = np.nanstd(vals) if np.isfinite(vals).sum() > 2 else np.nan
-        # Slope of the measure against z[d] per base, averaged, in standard deviations of the measure per unit z.
-        slopes = np.array([np.nanmean([face_measures.effect(vals[d, b], values) for b in range(CHANGE_BASES)])
-                           if np.isfinite(vals[d]).sum() >= 3 else np.nan for d in range(cfg.z_dim)])
-        effects[m] = slopes / spread if spread and np.isfinite(spread) and spread > 0 else slopes * np.nan
-        ranking[m] = {"std": None if not np.isfinite(spread) else float(spread)}
+        effects[m], spread = dimension_effects(found[m].reshape(cfg.z_dim, CHANGE_BASES, CHANGE_COLS), values)
+        ranking[m] = {"std": None if not np.isfinite(spread) else spread}
     face_rate = float(found["face_found"].mean())
     rows = min(CHANGE_ROWS, cfg.z_dim)
 

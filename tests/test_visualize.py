@@ -270,3 +270,17 @@ def test_saturation_and_no_face(astronaut):
     noise = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
     m = face_measures.measure(noise)
     assert not m["face_found"] and np.isnan(m["smile"]) and np.isnan(m["yaw"])
+
+
+def test_dimension_effects_rank_the_dimension_that_drives_a_measure():
+    rng = np.random.default_rng(0)
+    t = np.linspace(-1, 1, 10)
+    measured = rng.normal(0, 0.05, (6, 3, 10))
+    measured[4] += 0.5 * t  # z[4] widens the mouth
+    measured[1] -= 0.2 * t  # z[1] narrows it, less
+    measured[2, :, ::2] = np.nan  # faces not found: measured on the rest
+    effects, spread = visualize.dimension_effects(measured, t)
+    order = np.argsort(-np.abs(effects))
+    assert list(order[:2]) == [4, 1] and effects[4] > 0 > effects[1]
+    assert np.isfinite(effects[2])
+    assert np.isnan(visualize.dimension_effects(np.full((3, 2, 10), np.nan), t)[0]).all()
