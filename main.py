@@ -61,8 +61,8 @@ flags.DEFINE_enum("strategy", "default", ["default"],
 # Visualize (issue 4)
 flags.DEFINE_integer("option", None, "--visualize: only the original's visualize option 0-4 (0 samples, 1 per-dim "
                      "grids, 2 small-z GIFs, 3 sweeps from z=0, 4 merged GIF); None = all [None]")
-flags.DEFINE_string("figures", "", "--visualize: comma list of options, page, paper or all; empty = all, or only the "
-                    "options when --option is given []")
+flags.DEFINE_string("figures", "", "--visualize: comma list of options, page, paper, all or figure names "
+                    "(average_face, turn_vector...); empty = all, or only --option when given []")
 flags.DEFINE_integer("vis_dims", 0, "--visualize: z dimensions options 1-4 go through; 0 = all, as the original [0]")
 flags.DEFINE_enum("z_center", "mean", ["mean", "zero"], "--visualize: the 'z = 0' of the average face, walks and "
                   "option 3: the prior's mean (0; 0.5 for uniform_unsigned) or literal zero [mean]")

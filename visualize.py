@@ -3,6 +3,7 @@ import dataclasses
 import glob
 import os
 import re
+import time
 import zlib
 
 import cv2
@@ -17,7 +18,6 @@ import model
 import runs
 import utils
 
-FIGURE_SETS = ("options", "page", "paper")
 OPTIONS = (0, 1, 2, 3, 4)
 INDEX_FILE = "figures.json"
 GIF_FPS, VIDEO_FPS, TRAINING_FPS = 20, 25, 10  # GIF delays are whole centiseconds: 50, 40, 100 ms
@@ -767,15 +767,23 @@ PAPER_FIGURES = (interpolation, vector_arithmetic, turn_vector, nearest_neighbou
 
 # ---------------------------------------------------------------- entry point
 
-def figure_sets(figures, option):
-    """--figures (comma list of options, page, paper, all; empty = all, or only the options when --option is given)."""
+def selected_figures(figures, option):
+    """[(name, function)] to run, in order, from --figures: a comma list of options, page, paper, all, or single
+    figures by name (option0..option4, average_face, turn_vector...); empty = all, or just --option when given."""
     if option is not None and option not in OPTIONS:
         raise ValueError(f"--option must be one of {', '.join(map(str, OPTIONS))}, got {option}")
-    names = [x.strip() for x in (figures or ("options" if option is not None else "all")).split(",") if x.strip()]
-    bad = [x for x in names if x not in FIGURE_SETS + ("all",)]
-    if bad:
-        raise ValueError(f"--figures: unknown {bad}; use a comma list of {', '.join(FIGURE_SETS)} or all")
-    return FIGURE_SETS if "all" in names else tuple(x for x in FIGURE_SETS if x in names)
+    every = {**{f"option{o}": OPTION_FUNCTIONS[o] for o in OPTIONS},
+             **{fn.__name__: fn for fn in PAGE_FIGURES + PAPER_FIGURES}}
+    groups = {"options": [f"option{o}" for o in (OPTIONS if option is None else [option])],
+              "page": [fn.__name__ for fn in PAGE_FIGURES], "paper": [fn.__name__ for fn in PAPER_FIGURES]}
+    groups["all"] = groups["options"] + groups["page"] + groups["paper"]
+    chosen = set()
+    for name in [x.strip() for x in (figures or ("options" if option is not None else "all")).split(",") if x.strip()]:
+        if name not in groups and name not in every:
+            raise ValueError(f"--figures: unknown {name!r}; use a comma list of {', '.join(groups)} or figure names: "
+                             f"{', '.join(every)}")
+        chosen.update(groups.get(name, [name]))
+    return [(name, fn) for name, fn in every.items() if name in chosen]
 
 
 def check_flags(f):
@@ -788,26 +796,22 @@ def check_flags(f):
 def run(src, f):
     """Write the chosen figures into the sample folder, index them in figures.json and print what was written."""
     check_flags(f)
-    sets = figure_sets(f["figures"], f["option"])
+    chosen = selected_figures(f["figures"], f["option"])
     z_center(src.cfg.z_dist, f["z_center"])  # validates the flag before any work
     seed = f["seed"] if f["seed"] is not None else int(np.random.SeedSequence().entropy % (2 ** 31))
     sample_dir = os.path.join(src.run_dir, f["sample_dir"]) if src.run_dir else f["sample_dir"]
     ctx = Context(src=src, f=f, seed=seed, out=Figures(sample_dir))
     if ctx.f["arith_indices"]:
         parse_indices(ctx.f["arith_indices"], f["pool_num"])  # fail on a typo before the slow figures
-    logging.info("figures %s from %s into %s (seed %d, z ~ %s)", ",".join(sets), src.description, sample_dir, seed,
-                 src.cfg.z_dist)
-    if "options" in sets:
-        for option in ([f["option"]] if f["option"] is not None else OPTIONS):
-            OPTION_FUNCTIONS[option](ctx)
-    if "page" in sets:
-        for fn in PAGE_FIGURES:
-            fn(ctx)
-    if "paper" in sets:
-        for fn in PAPER_FIGURES:
-            fn(ctx)
+    logging.info("figures %s from %s into %s (seed %d, z ~ %s)", ", ".join(n for n, _ in chosen), src.description,
+                 sample_dir, seed, src.cfg.z_dist)
+    seconds = {}
+    for name, fn in chosen:
+        start = time.perf_counter()
+        fn(ctx)
+        seconds[name] = round(time.perf_counter() - start, 2)
     meta = {"generator": src.description, "step": src.step, "model": src.cfg.to_dict(), "seed": seed,
-            "z_center": f["z_center"], "z_center_value": ctx.center, "sets": list(sets)}
+            "z_center": f["z_center"], "z_center_value": ctx.center, "seconds": seconds}
     index = ctx.out.write_index(meta)
     print(ctx.out.table())
     print(f"index: {index} (seed {seed})")

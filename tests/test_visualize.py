@@ -195,12 +195,14 @@ def test_slerp_and_lerp_endpoints_equal_the_inputs():
 def test_z_center_and_flag_errors():
     assert visualize.z_center("uniform_signed") == 0.0 and visualize.z_center("normal01") == 0.0
     assert visualize.z_center("uniform_unsigned") == 0.5 and visualize.z_center("uniform_unsigned", "zero") == 0.0
-    assert visualize.figure_sets("", None) == visualize.FIGURE_SETS
-    assert visualize.figure_sets("", 2) == ("options",)
-    with pytest.raises(ValueError, match="unknown"):
-        visualize.figure_sets("pages", None)
+    names = lambda figures, option=None: [n for n, _ in visualize.selected_figures(figures, option)]  # noqa: E731
+    assert names("") == names("all") == names("options,page,paper") and len(names("")) == 5 + 5 + 4
+    assert names("", 2) == ["option2"] and names("options", 2) == ["option2"]
+    assert names("turn_vector,average_face,option4") == ["option4", "average_face", "turn_vector"]  # in order
+    with pytest.raises(ValueError, match="unknown 'pages'"):
+        names("pages")
     with pytest.raises(ValueError, match="--option"):
-        visualize.figure_sets("", 7)
+        names("", 7)
     with pytest.raises(ValueError, match="three groups"):
         visualize.parse_indices("1,2;3", 10)
     with pytest.raises(ValueError, match="outside"):
