@@ -218,6 +218,7 @@ class Context:
     seed: int
     out: Figures
     pool: dict = None  # measured samples shared by the vector arithmetic and turn figures
+    sweeps: list = None  # option 3's sweeps, merged again by option 4
 
     @property
     def cfg(self):
@@ -323,11 +324,13 @@ def option2(ctx):
 
 
 def option3_sweeps(ctx):
-    n = ctx.f["batch_size"]
-    values = np.linspace(ctx.z_lo, ctx.z_hi, n, dtype=np.float32)
-    base = np.full(ctx.cfg.z_dim, ctx.center, np.float32)
-    for d in option_dims(ctx):
-        yield d, pixels(ctx.generate(sweep(base, d, values)))
+    """[(dim, frames)]: each dimension swept from the centre; made once for options 3 and 4."""
+    if ctx.sweeps is None:
+        n = ctx.f["batch_size"]
+        values = np.linspace(ctx.z_lo, ctx.z_hi, n, dtype=np.float32)
+        base = np.full(ctx.cfg.z_dim, ctx.center, np.float32)
+        ctx.sweeps = [(d, pixels(ctx.generate(sweep(base, d, values)))) for d in option_dims(ctx)]
+    return ctx.sweeps
 
 
 def option3(ctx):
@@ -343,8 +346,10 @@ def option4(ctx):
     n = len(sweeps[0])
     order = list(range(n)) + list(range(n - 1, -1, -1))  # range + reversed range: the Python 3 fix
     frames = [grid(np.stack([s[k] for s in sweeps]), rows_cols) for k in order]
-    ctx.out.gif("option4_merged.gif", frames, f"option 4: {len(sweeps)} dimensions swept from z = {ctx.center:g} "
-                "at once, ping-pong", fps=n * 2 / 8.0, figure="option4")  # the original's 8-second loop
+    caption = f"option 4: {len(sweeps)} dimensions swept from z = {ctx.center:g} at once, ping-pong"
+    fps = n * 2 / 8.0  # the original's 8-second loop
+    ctx.out.gif("option4_merged.gif", frames, caption, fps=fps, figure="option4")
+    ctx.out.mp4("option4_merged.mp4", frames, caption, fps=fps, figure="option4")  # a fraction of the GIF's size
 
 
 OPTION_FUNCTIONS = {0: option0, 1: option1, 2: option2, 3: option3, 4: option4}
@@ -539,12 +544,16 @@ def real_crops(ctx, n, figure, exclude=()):
 
 
 def load_crops(ctx, paths, load):
-    import tensorflow as tf
+    """Real images as the trainer sees them: dataset.load_image at the generator's size, in [-1, 1]."""
+    import tensorflow as tf  # already loaded with the generator; imported here as only real crops need tf.data
     cfg = ctx.cfg
+
+    def load_one(path):
+        return dataset.load_image(path, load["input_height"], load["input_width"] or load["input_height"],
+                                  cfg.output_height, cfg.output_width, load["crop"], cfg.c_dim)
+
     ds = tf.data.Dataset.from_tensor_slices(np.asarray(paths)).map(
-        lambda p: dataset.load_image(p, load["input_height"], load["input_width"] or load["input_height"],
-                                     cfg.output_height, cfg.output_width, load["crop"], cfg.c_dim),
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(256)
+        load_one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(256)
     return np.concatenate([b.numpy() for b in ds])
 
 

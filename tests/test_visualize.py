@@ -58,7 +58,7 @@ def test_options_0_to_4_write_the_originals_files(tmp_path):
     out = tmp_path / "s"
     result = visualize.run(src, vis_flags(out, figures="options", vis_dims=3))
     files = sorted(os.listdir(out))
-    assert files == sorted(["figures.json", "option0_samples.png", "option4_merged.gif"] +
+    assert files == sorted(["figures.json", "option0_samples.png", "option4_merged.gif", "option4_merged.mp4"] +
                            [f"option1_dim{d:03d}.png" for d in range(3)] +
                            [f"option3_dim{d:03d}.gif" for d in range(3)] +
                            [e["file"] for e in result["written"] if e["file"].startswith("option2_")])
@@ -71,6 +71,7 @@ def test_options_0_to_4_write_the_originals_files(tmp_path):
     n, ms, shape = gif_info(str(out / "option4_merged.gif"))
     assert shape == (16, 3 * 16) and ms == pytest.approx(8000, abs=16 * 10)  # 16 ping-pong frames in the original's 8 s
     assert index_of(result)["option4_merged.gif"]["frames"] == 16
+    assert mp4_frames(str(out / "option4_merged.mp4")).shape[0] == 16
     # --option alone makes only that option.
     only = visualize.run(src, vis_flags(tmp_path / "only", option=0))
     assert [e["file"] for e in only["written"]] == ["option0_samples.png"]
