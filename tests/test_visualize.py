@@ -1,6 +1,7 @@
 """Visualize mode on tiny generators: each option and figure's files, frame counts, sizes, seeds and skips."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -11,12 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import dataset
 import model
 import runs
 import train
 import utils
 import visualize
-from conftest import ROOT, parse_flags
+from conftest import ROOT, parse_flags, write_faces
 
 
 def tiny_source(folder, **overrides):
@@ -142,13 +144,25 @@ def test_page_figures_from_a_training_run(tiny_run, tmp_path):
     assert utils.imread(os.path.join(out, "turing_test_answers.png")).shape == (2 * 64, 4 * 64, 3)
     cells = json.load(open(os.path.join(out, "turing_test_answers.json")))["cells"]
     assert sum(c["real"] for c in cells) == 4 and all(c["file"].startswith("faces") for c in cells if c["real"])
+    sheet = utils.imread(os.path.join(out, "turing_test.png"))
+    for c in cells:  # the key is right: each real cell holds that file's crop as the trainer loads it
+        cell = sheet[c["row"] * 16:(c["row"] + 1) * 16, c["col"] * 16:(c["col"] + 1) * 16]
+        if c["real"]:
+            crop = dataset.load_image(os.path.join(f["data_dir"], c["file"]), 108, 108, 16, 16, False, 3).numpy()
+            np.testing.assert_array_equal(cell, utils.to_uint8(crop))
 
 
-def test_paper_figures_and_recorded_skips(tmp_path, face_dir, monkeypatch):
+def test_paper_figures_and_recorded_skips(tmp_path, monkeypatch):
     monkeypatch.setattr(runs, "SHIPPED_GENERATOR", str(tmp_path / "g"))
     src = tiny_source(tmp_path / "g")
+    # 30 real crops, each image three times: a held-out crop's nearest neighbour must be a copy, at distance 0.
+    faces = tmp_path / "data" / "faces"
+    for path in write_faces(str(faces), 10):
+        shutil.copy(path, path.replace("face_", "copy1_"))
+        shutil.copy(path, path.replace("face_", "copy2_"))
     out = tmp_path / "s"
-    result = visualize.run(src, vis_flags(out, figures="paper,page", data_dir=face_dir, arith_indices="0,1,2;3;4,5"))
+    result = visualize.run(src, vis_flags(out, figures="paper,page", data_dir=str(tmp_path / "data"),
+                                          arith_indices="0,1,2;3;4,5"))
     index = index_of(result)
     skipped = {s["figure"]: s["reason"] for s in result["skipped"]}
     assert "training_progression" in skipped and "training_frames" in skipped["training_progression"]
@@ -157,9 +171,12 @@ def test_paper_figures_and_recorded_skips(tmp_path, face_dir, monkeypatch):
     assert index["vector_arithmetic.png"]["groups"] == [[0, 1, 2], [3], [4, 5]]
     assert "turn_vector" in skipped  # no faces found to pick left/right-facing ones
     nn = json.load(open(out / "nearest_neighbours.json"))
-    assert nn["searched"] == 40 - 2 and len(nn["generated_nn_distance"]) == 2
-    assert all(0 <= d <= 1 for d in nn["generated_nn_distance"] + nn["held_out_real_nn_distance"])
+    assert nn["searched"] == 30 - 2 and len(nn["generated_nn_distance"]) == 2
+    assert all(0 < d <= 1 for d in nn["generated_nn_distance"])
     assert not set(nn["held_out_files"]) & {f for row in nn["neighbour_files"] for f in row}
+    assert nn["held_out_real_nn_distance"] == [0.0, 0.0]
+    number = lambda name: name.rsplit("_", 1)[1]  # noqa: E731
+    assert [number(row[0]) for row in nn["neighbour_files"][2:]] == [number(h) for h in nn["held_out_files"]]
     # A shipped generator that carries its training grids in training_frames/ gets the movie too.
     os.makedirs(tmp_path / "g" / "training_frames")
     for step in (10, 20):
