@@ -735,12 +735,13 @@ def nearest_neighbours(ctx):
     load = {k: (run_flags or f).get(k, f[k]) for k in ("input_height", "input_width", "crop")}
     logging.info("searching %d training crops for nearest neighbours", len(paths))
     fake = ctx.generate(ctx.prior("nearest_neighbours", n))
-    queries = np.concatenate([fake, held]).reshape(len(fake) + len(held), -1).astype(np.float32)
+    # float64: |a|^2 + |b|^2 - 2ab loses the small distances (an exact copy would not come out as 0) in float32.
+    queries = np.concatenate([fake, held]).reshape(len(fake) + len(held), -1).astype(np.float64)
     best_d = np.full((len(queries), NN_SHOWN), np.inf)
     best_i = np.zeros((len(queries), NN_SHOWN), int)
-    chunk = 2048
+    chunk = 1024
     for start in range(0, len(paths), chunk):
-        crops = load_crops(ctx, paths[start:start + chunk], load).reshape(-1, queries.shape[1])
+        crops = load_crops(ctx, paths[start:start + chunk], load).reshape(-1, queries.shape[1]).astype(np.float64)
         # RMS distance on [0, 1] pixels: ||a - b||^2 = |a|^2 + |b|^2 - 2ab, in [-1, 1] units, halved.
         d2 = (queries ** 2).sum(1)[:, None] + (crops ** 2).sum(1)[None] - 2 * queries @ crops.T
         d = np.sqrt(np.maximum(d2, 0) / queries.shape[1]) / 2
