@@ -425,8 +425,8 @@ def random_walk(ctx):
         z[:, c, d] = values
     images = pixels(ctx.generate(z.reshape(n * cells, -1))).reshape((n, cells) + pixels_shape(ctx))
     frames = [grid(images[k]) for k in range(n)]
-    caption = f"random walks: {cells} cells, each z[i] of dims {dims} from {ctx.center:g} to {ctx.z_lo:g}, " \
-              f"{ctx.z_hi:g} and back"
+    caption = f"random walks: {cells} faces, each moving one random z dimension from {ctx.center:g} to " \
+              f"{ctx.z_lo:g}, to {ctx.z_hi:g} and back"
     ctx.out.gif("random_walk.gif", frames, caption, fps=VIDEO_FPS, figure="random_walk", dims=dims)
     ctx.out.mp4("random_walk.mp4", frames, caption, fps=VIDEO_FPS, figure="random_walk", dims=dims)
 
@@ -672,10 +672,9 @@ def vector_arithmetic(ctx):
     pixel_result = pixels(np.clip(sum(s * pool["images"][g].mean(axis=0)
                                       for s, g in zip((1, -1, 1), groups)), -1, 1)[None])
     faces = pixels(pool["images"])
-    rows = [np.concatenate([faces[g], mean_faces[i:i + 1]]) for i, g in enumerate(groups)]
-    width = max(len(r) for r in rows)
-    rows = [np.concatenate([r, np.zeros((width - len(r),) + r.shape[1:], np.uint8)]) if len(r) < width else r
-            for r in rows]
+    width = max(len(g) for g in groups)
+    blank = np.zeros((width,) + faces.shape[1:], np.uint8)  # pads short groups so the mean faces line up
+    rows = [np.concatenate([faces[g], blank[:width - len(g)], mean_faces[i:i + 1]]) for i, g in enumerate(groups)]
     sign = ("", "- ", "+ ")
     left = labelled_rows(rows, [f"{sign[i]}{names[i]} {groups[i]}" for i in range(3)],
                          header="exemplars | face of their mean z")
