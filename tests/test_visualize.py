@@ -227,13 +227,20 @@ def test_z_center_and_flag_errors():
         visualize.parse_indices("1;2;30", 10)
 
 
-def test_missing_checkpoint_is_a_clear_error(tmp_path):
+def _main(*args, cwd):
     env = dict(os.environ, PYTHONPATH=ROOT)
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), "--visualize", "--checkpoint_dir",
-                        "no_such_run/checkpoint", "--out_dir", "o"], cwd=tmp_path, env=env, capture_output=True,
-                       text=True, timeout=300)
+    return subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_writes_the_table_and_missing_checkpoint_is_a_clear_error(tmp_path):
+    tiny_source(tmp_path / "g")
+    r = _main("--visualize", "--checkpoint_dir", "g", "--figures", "option0,average_face", "--seed", "1", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "option0_samples.png" in r.stdout and "average_face.png" in r.stdout and "(seed 1)" in r.stdout
+    assert sorted(os.listdir(tmp_path / "samples")) == ["average_face.png", "figures.json", "option0_samples.png"]
+    r = _main("--visualize", "--checkpoint_dir", "no_such_run/checkpoint", "--out_dir", "o", cwd=tmp_path)
     assert r.returncode == 1 and "looked in" in r.stderr and "no_such_run/checkpoint" in r.stderr
-    assert not (tmp_path / "samples").exists()
 
 
 # ---------------------------------------------------------------- landmark measures
