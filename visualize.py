@@ -102,14 +102,6 @@ def hstack(images, gap=8):
     return np.concatenate(parts[:-1], axis=1)
 
 
-def vstack(images, gap=8):
-    w = max(x.shape[1] for x in images)
-    parts = []
-    for x in images:
-        parts += [pad(x, x.shape[0], w), np.zeros((gap, w, 3), np.uint8)]
-    return np.concatenate(parts[:-1], axis=0)
-
-
 def grid(images_u8, rows_cols=None):
     return utils.merge(images_u8, rows_cols or utils.image_manifold_size(len(images_u8)))
 
@@ -231,6 +223,11 @@ class Context:
     @property
     def z_hi(self):
         return model.z_range(self.cfg.z_dist)[1]
+
+    @property
+    def face_shape(self):
+        """The shape of one face as pixels() returns it (always 3 channels)."""
+        return (self.cfg.output_height, self.cfg.output_width, 3)
 
     @property
     def center(self):
@@ -423,16 +420,12 @@ def random_walk(ctx):
     z = np.full((n, cells, ctx.cfg.z_dim), ctx.center, np.float32)
     for c, d in enumerate(dims):
         z[:, c, d] = values
-    images = pixels(ctx.generate(z.reshape(n * cells, -1))).reshape((n, cells) + pixels_shape(ctx))
+    images = pixels(ctx.generate(z.reshape(n * cells, -1))).reshape((n, cells) + ctx.face_shape)
     frames = [grid(images[k]) for k in range(n)]
     caption = f"random walks: {cells} faces, each moving one random z dimension from {ctx.center:g} to " \
               f"{ctx.z_lo:g}, to {ctx.z_hi:g} and back"
     ctx.out.gif("random_walk.gif", frames, caption, fps=VIDEO_FPS, figure="random_walk", dims=dims)
     ctx.out.mp4("random_walk.mp4", frames, caption, fps=VIDEO_FPS, figure="random_walk", dims=dims)
-
-
-def pixels_shape(ctx):
-    return (ctx.cfg.output_height, ctx.cfg.output_width, 3)
 
 
 def dimension_effects(measured, t):
@@ -472,9 +465,9 @@ def change_grids(ctx):
     values = np.linspace(ctx.z_lo, ctx.z_hi, CHANGE_COLS, dtype=np.float32)
     bases = change_bases(ctx, CHANGE_BASES)
     z = np.stack([sweep(b, d, values) for d in range(cfg.z_dim) for b in bases])  # (dims*bases, cols, z_dim)
-    images = pixels(ctx.generate(z.reshape(-1, cfg.z_dim))).reshape(z.shape[:2] + pixels_shape(ctx))
+    images = pixels(ctx.generate(z.reshape(-1, cfg.z_dim))).reshape(z.shape[:2] + ctx.face_shape)
     logging.info("measuring %d faces with dlib's landmarks for the change grids", images.shape[0] * images.shape[1])
-    found = face_measures.measure_all(images.reshape((-1,) + pixels_shape(ctx)))
+    found = face_measures.measure_all(images.reshape((-1,) + ctx.face_shape))
     measures = [m for m in face_measures.MEASURES if not (m == "saturation" and cfg.c_dim == 1)]
     if cfg.c_dim == 1:
         ctx.out.skip("change_saturation", "a grayscale model has no colour saturation to measure")
