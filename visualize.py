@@ -415,8 +415,9 @@ def random_walk(ctx):
     cells = min(WALK_CELLS, ctx.cfg.z_dim)
     dims = sorted(ctx.rng("random_walk").choice(ctx.cfg.z_dim, cells, replace=False).tolist())
     n = ctx.f["walk_frames"]
-    half = (ctx.z_hi - ctx.z_lo) / 2.0
-    values = np.clip(ctx.center - half * np.sin(2 * np.pi * np.arange(n) / n), ctx.z_lo, ctx.z_hi)
+    wave = -np.sin(2 * np.pi * np.arange(n) / n)  # 0 -> -1 -> 0 -> +1 -> 0: down to the low end first
+    # Scaled separately on each side, so the walk reaches both ends even from a centre that is not the middle.
+    values = ctx.center + wave * np.where(wave < 0, ctx.center - ctx.z_lo, ctx.z_hi - ctx.center)
     z = np.full((n, cells, ctx.cfg.z_dim), ctx.center, np.float32)
     for c, d in enumerate(dims):
         z[:, c, d] = values

@@ -88,6 +88,11 @@ def test_option_sweeps_follow_the_models_z_range(tmp_path, monkeypatch):
     z = seen[0]
     np.testing.assert_allclose(z[:, 0], np.linspace(0, 1, 8), atol=1e-6)  # U(0, 1): swept 0..1, not -1..1
     np.testing.assert_allclose(z[:, 1:], 0.5)  # the rest at the prior's mean (--z_center mean)
+    seen.clear()
+    visualize.run(src, vis_flags(tmp_path / "s", figures="random_walk,average_face", z_center="zero"))
+    average, walk = seen  # run in the page's order
+    assert walk.min() == 0 and walk.max() == pytest.approx(1.0)  # from literal zero the walk still reaches 1
+    np.testing.assert_array_equal(average, 0.0)
 
 
 def test_same_seed_same_figures_other_seed_other_figures(tmp_path):
