@@ -22,6 +22,7 @@ OPTIONS = (0, 1, 2, 3, 4)
 INDEX_FILE = "figures.json"
 GIF_FPS, VIDEO_FPS, TRAINING_FPS = 20, 25, 10  # GIF delays are whole centiseconds: 50, 40, 100 ms
 MAX_TRAINING_FRAMES = 400  # longer runs are subsampled evenly (the last grid is always kept)
+GIF_PREVIEW_FRAMES, GIF_PREVIEW_SIDE = 24, 384  # the training GIF is a preview of the MP4, a few MB at most
 MIN_VIDEO_SIDE = 256  # small frames are enlarged (nearest neighbour) so players show them at a usable size
 LABEL_MIN_CELL = 48  # labelled figures enlarge cells smaller than this so their text stays readable
 CHANGE_ROWS, CHANGE_COLS, CHANGE_BASES = 10, 10, 3
@@ -374,6 +375,18 @@ def step_label(step, run_flags):
     return label
 
 
+def gif_preview(frames):
+    """At most GIF_PREVIEW_FRAMES frames (evenly spaced, the last kept) no larger than GIF_PREVIEW_SIDE: a GIF of
+    hundreds of full-size sample grids runs to tens of MB, where the H.264 MP4 stays small."""
+    keep = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), GIF_PREVIEW_FRAMES)).round().astype(int))
+    frames = [frames[i] for i in keep]
+    scale = GIF_PREVIEW_SIDE / max(frames[0].shape[:2])
+    if scale >= 1:
+        return frames
+    return [cv2.resize(f, (round(f.shape[1] * scale), round(f.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+            for f in frames]
+
+
 def training_progression(ctx):
     folder, run_flags = training_frames_source(ctx.src, ctx.f)
     found = []
@@ -398,7 +411,8 @@ def training_progression(ctx):
         band = text_band(step_label(step, run_flags), image.shape[1], max(16, image.shape[0] // 16))
         frames.append(np.concatenate([band, image], axis=0))
     caption = f"training progression: the fixed-z grid at {len(frames)} steps, {found[0][0]}..{found[-1][0]}"
-    ctx.out.gif("training_progression.gif", frames, caption, fps=TRAINING_FPS, figure="training_progression")
+    ctx.out.gif("training_progression.gif", gif_preview(frames), caption + " (preview: the MP4 has every frame at full "
+                "size)", fps=TRAINING_FPS, figure="training_progression")
     ctx.out.mp4("training_progression.mp4", frames, caption, fps=TRAINING_FPS, figure="training_progression",
                 steps=[s for s, _ in found])
 

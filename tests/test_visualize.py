@@ -126,6 +126,9 @@ def test_page_figures_from_a_training_run(tiny_run, tmp_path):
     assert video.shape[0] == 3 and video.shape[1] % 16 == 0 and video.shape[2] % 16 == 0
     assert min(video.shape[1:3]) >= visualize.MIN_VIDEO_SIDE
     assert index["training_progression.mp4"]["steps"] == [2, 4, 5]
+    many = [np.full((544, 512, 3), k, np.uint8) for k in range(50)]
+    preview = visualize.gif_preview(many)
+    assert len(preview) == 24 and preview[0].shape == (384, 361, 3) and preview[-1][0, 0, 0] == 49
     assert visualize.step_label(4, {"num_images": 40, "batch_size": 8}) == "step 4  epoch 0.80"
     # The average face is G(z = 0) for the default U(-1, 1) prior.
     want = utils.to_uint8(model.generate_images(src.generator, np.zeros((1, 10), np.float32)))[0]
