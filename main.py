@@ -67,6 +67,22 @@ flags.DEFINE_boolean("serve", False, "Serve --serve_dir (or the --export_web fol
 flags.DEFINE_string("serve_dir", "", "Exported folder --serve serves; empty = the --export_web folder []")
 flags.DEFINE_string("serve_host", "127.0.0.1", "Address --serve listens on (0.0.0.0: the whole network) [127.0.0.1]")
 flags.DEFINE_integer("serve_port", 8000, "Port --serve listens on (0: any free port) [8000]")
+# Visualize (issue 4)
+flags.DEFINE_integer("option", None, "--visualize: only the original's visualize option 0-4 (0 samples, 1 per-dim "
+                     "grids, 2 small-z GIFs, 3 sweeps from z=0, 4 merged GIF); None = all [None]")
+flags.DEFINE_string("figures", "", "--visualize: comma list of options, page, paper, all or figure names "
+                    "(average_face, turn_vector...); empty = all, or only --option when given []")
+flags.DEFINE_integer("vis_dims", 0, "--visualize: z dimensions options 1-4 go through; 0 = all, as the original [0]")
+flags.DEFINE_enum("z_center", "mean", ["mean", "zero"], "--visualize: the 'z = 0' of the average face, walks and "
+                  "option 3: the prior's mean (0; 0.5 for uniform_unsigned) or literal zero [mean]")
+flags.DEFINE_integer("walk_frames", 64, "--visualize: frames of the random walk [64]")
+flags.DEFINE_integer("real_num", 32, "--visualize: real crops (and as many generated faces) in the Turing test [32]")
+flags.DEFINE_integer("pool_num", 256, "--visualize: samples measured to pick exemplars for Figs. 7 and 8 [256]")
+flags.DEFINE_string("arith_indices", "", "--visualize: exemplars for the vector arithmetic A - B + C as sample "
+                    "numbers of pool_sheet.png, 'a,a,a;b,b,b;c,c,c'; empty = smiling - neutral + neutral by "
+                    "landmarks []")
+flags.DEFINE_integer("nn_num", 8, "--visualize: generated (and held-out real) faces in the memorisation check [8]")
+flags.DEFINE_integer("nn_pool", 0, "--visualize: training crops searched for nearest neighbours; 0 = all [0]")
 _OWN_FLAGS = set(FLAGS) - _ABSL_FLAGS
 
 

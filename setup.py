@@ -7,7 +7,7 @@ setup(
     description="Neural Face: detect, align and crop web photos, train a DCGAN on them, reproduce the figures.",
     python_requires=">=3.10",
     py_modules=["main", "model", "ops", "utils", "dataset", "runs", "train", "generate",
-                "webexport", "webserve", "webshot"],
+                "visualize", "face_measures", "webexport", "webserve", "webshot"],
     packages=["preprocess"],
     install_requires=[
         # The plain wheel runs on CPU and pulls no CUDA libraries; the gpu extra adds them.

@@ -1,0 +1,321 @@
+"""Visualize mode on tiny generators: each option and figure's files, frame counts, sizes, seeds and skips."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import cv2
+import imageio.v2 as imageio_v2
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from PIL import Image
+
+import dataset
+import model
+import runs
+import train
+import utils
+import visualize
+from conftest import ROOT, parse_flags, write_faces
+
+
+def tiny_source(folder, **overrides):
+    """A freshly initialised tiny generator saved as weights and loaded back as visualize gets it."""
+    cfg = model.ModelConfig(**{**dict(output_height=16, output_width=16, z_dim=10, gf_dim=8, df_dim=8), **overrides})
+    model.save_generator_weights(model.make_generator(cfg), cfg, str(folder), step=3)
+    return runs.load_from_weights(str(folder))
+
+
+def vis_flags(sample_dir, **overrides):
+    args = dict(visualize=None, batch_size=8, seed=3, sample_dir=str(sample_dir), walk_frames=8, real_num=4,
+                pool_num=12, nn_num=2)
+    args.update(overrides)
+    return parse_flags(**args)
+
+
+def gif_info(path):
+    """(frames as read back, total duration in ms, frame shape)."""
+    with Image.open(path) as im:
+        durations = []
+        for k in range(im.n_frames):
+            im.seek(k)
+            durations.append(im.info["duration"])
+    frames = iio.imread(path, index=None)
+    return len(frames), sum(durations), frames.shape[1:3]
+
+
+def mp4_frames(path):
+    with imageio_v2.get_reader(path, format="FFMPEG") as reader:
+        return np.stack(list(reader.iter_data()))
+
+
+def index_of(result):
+    return {e["file"]: e for e in json.load(open(result["index"]))["figures"]}
+
+
+def test_options_0_to_4_write_the_originals_files(tmp_path):
+    src = tiny_source(tmp_path / "g")
+    out = tmp_path / "s"
+    result = visualize.run(src, vis_flags(out, figures="options", vis_dims=3))
+    files = sorted(os.listdir(out))
+    assert files == sorted(["figures.json", "option0_samples.png", "option4_merged.gif", "option4_merged.mp4"] +
+                           [f"option1_dim{d:03d}.png" for d in range(3)] +
+                           [f"option3_dim{d:03d}.gif" for d in range(3)] +
+                           [e["file"] for e in result["written"] if e["file"].startswith("option2_")])
+    assert len([f for f in files if f.startswith("option2_")]) == 3
+    assert utils.imread(str(out / "option0_samples.png")).shape == (2 * 16, 4 * 16, 3)  # batch 8 -> 2 x 4
+    assert utils.imread(str(out / "option1_dim002.png")).shape == (2 * 16, 4 * 16, 3)
+    for name in ("option3_dim000.gif", os.path.basename([f for f in files if f.startswith("option2_")][0])):
+        n, ms, shape = gif_info(str(out / name))
+        assert shape == (16, 16) and 1 <= n <= 8 and ms == pytest.approx(8 * 1000 / visualize.GIF_FPS, abs=8)
+    n, ms, shape = gif_info(str(out / "option4_merged.gif"))
+    assert shape == (16, 3 * 16) and ms == pytest.approx(8000, abs=16 * 10)  # 16 ping-pong frames in the original's 8 s
+    assert index_of(result)["option4_merged.gif"]["frames"] == 16
+    assert mp4_frames(str(out / "option4_merged.mp4")).shape[0] == 16
+    # --option alone makes only that option.
+    only = visualize.run(src, vis_flags(tmp_path / "only", option=0))
+    assert [e["file"] for e in only["written"]] == ["option0_samples.png"]
+
+
+def test_option_sweeps_follow_the_models_z_range(tmp_path, monkeypatch):
+    src = tiny_source(tmp_path / "g", z_dist="uniform_unsigned")
+    seen = []
+    real_generate = model.generate_images
+    monkeypatch.setattr(model, "generate_images", lambda g, z, b=64: seen.append(np.array(z)) or real_generate(g, z, b))
+    visualize.run(src, vis_flags(tmp_path / "s", option=3, vis_dims=1))
+    z = seen[0]
+    np.testing.assert_allclose(z[:, 0], np.linspace(0, 1, 8), atol=1e-6)  # U(0, 1): swept 0..1, not -1..1
+    np.testing.assert_allclose(z[:, 1:], 0.5)  # the rest at the prior's mean (--z_center mean)
+    seen.clear()
+    visualize.run(src, vis_flags(tmp_path / "s", figures="random_walk,average_face", z_center="zero"))
+    average, walk = seen  # run in the page's order
+    assert walk.min() == 0 and walk.max() == pytest.approx(1.0)  # from literal zero the walk still reaches 1
+    np.testing.assert_array_equal(average, 0.0)
+
+
+def test_same_seed_same_figures_other_seed_other_figures(tmp_path):
+    src = tiny_source(tmp_path / "g")
+    a = visualize.run(src, vis_flags(tmp_path / "a", option=0, seed=11))
+    b = visualize.run(src, vis_flags(tmp_path / "b", option=0, seed=11))
+    c = visualize.run(src, vis_flags(tmp_path / "c", option=0, seed=12))
+    read = lambda r: open(os.path.join(r["sample_dir"], "option0_samples.png"), "rb").read()  # noqa: E731
+    assert read(a) == read(b) != read(c)
+
+
+@pytest.fixture
+def tiny_run(tiny_flags):
+    """A tiny training run of 5 steps with fixed-z grids at steps 2, 4 and 5; returns (flags, source)."""
+    f = tiny_flags(train=None, epoch=1, sample_freq=2)
+    train.train(f)
+    return f, runs.find_generator(runs.run_paths(f["out_dir"], f["out_name"], f["checkpoint_dir"], f["sample_dir"]))
+
+
+def test_page_figures_from_a_training_run(tiny_run, tmp_path):
+    f, src = tiny_run
+    flags = vis_flags("vis", figures="page", data_dir=f["data_dir"], out_dir=f["out_dir"])
+    result = visualize.run(src, flags)
+    out = os.path.join(src.run_dir, "vis")
+    assert result["sample_dir"] == out
+    index = index_of(result)
+    # Training progression: the three grids in step order, each with its step (and epoch) written above it.
+    gif_n, gif_ms, gif_shape = gif_info(os.path.join(out, "training_progression.gif"))
+    assert gif_n == 3 and gif_shape == (32 + 16, 64)  # 2 x 4 grid of 16 px under a 16 px label band
+    video = mp4_frames(os.path.join(out, "training_progression.mp4"))
+    assert video.shape[0] == 3 and video.shape[1] % 16 == 0 and video.shape[2] % 16 == 0
+    assert min(video.shape[1:3]) >= visualize.MIN_VIDEO_SIDE
+    assert index["training_progression.mp4"]["steps"] == [2, 4, 5]
+    many = [np.full((544, 512, 3), k, np.uint8) for k in range(50)]
+    preview = visualize.gif_preview(many)
+    assert len(preview) == 24 and preview[0].shape == (384, 361, 3) and preview[-1][0, 0, 0] == 49
+    assert visualize.step_label(4, {"num_images": 40, "batch_size": 8}) == "step 4  epoch 0.80"
+    # The average face is G(z = 0) for the default U(-1, 1) prior.
+    want = utils.to_uint8(model.generate_images(src.generator, np.zeros((1, 10), np.float32)))[0]
+    np.testing.assert_array_equal(utils.imread(os.path.join(out, "average_face.png")), want)
+    assert index["average_face.png"]["z_value"] == 0.0
+    # The random walk: walk_frames frames of a 4 x 4 grid (16 cells, z_dim 10 -> 10 cells -> 3 x 4).
+    walk = mp4_frames(os.path.join(out, "random_walk.mp4"))
+    assert walk.shape[0] == 8 and index["random_walk.gif"]["frames"] == 8
+    _, ms, shape = gif_info(os.path.join(out, "random_walk.gif"))
+    assert shape == (3 * 16, 4 * 16) and ms == pytest.approx(8 * 1000 / visualize.VIDEO_FPS, abs=8)
+    # Change grids: an untrained 16 px generator draws no face dlib finds, so the landmark rankings are skipped
+    # with the reason and the saturation ranking and the overall one are still made.
+    skipped = {s["figure"]: s["reason"] for s in result["skipped"]}
+    assert "change_smile" in skipped and "found a face in only" in skipped["change_smile"]
+    assert utils.imread(os.path.join(out, "change_saturation.png")).shape[0] > 10 * 48  # ten rows of 48 px + header
+    ranking = json.load(open(os.path.join(out, "change_ranking.json")))
+    assert len(ranking["measures"]["saturation"]["effect_per_dim"]) == 10
+    assert ranking["no_face"]["of"] == 10 * visualize.CHANGE_BASES * visualize.CHANGE_COLS
+    # Turing test: 4 real + 4 generated shuffled into one grid, with the answer key.
+    assert utils.imread(os.path.join(out, "turing_test.png")).shape == (2 * 16, 4 * 16, 3)
+    assert utils.imread(os.path.join(out, "turing_test_answers.png")).shape == (2 * 64, 4 * 64, 3)
+    cells = json.load(open(os.path.join(out, "turing_test_answers.json")))["cells"]
+    assert sum(c["real"] for c in cells) == 4 and all(c["file"].startswith("faces") for c in cells if c["real"])
+    sheet = utils.imread(os.path.join(out, "turing_test.png"))
+    for c in cells:  # the key is right: each real cell holds that file's crop as the trainer loads it
+        cell = sheet[c["row"] * 16:(c["row"] + 1) * 16, c["col"] * 16:(c["col"] + 1) * 16]
+        if c["real"]:
+            crop = dataset.load_image(os.path.join(f["data_dir"], c["file"]), 108, 108, 16, 16, False, 3).numpy()
+            np.testing.assert_array_equal(cell, utils.to_uint8(crop))
+
+
+def test_paper_figures_and_recorded_skips(tmp_path, monkeypatch):
+    monkeypatch.setattr(runs, "SHIPPED_GENERATOR", str(tmp_path / "g"))
+    src = tiny_source(tmp_path / "g")
+    # 30 real crops, each image three times: a held-out crop's nearest neighbour must be a copy, at distance 0.
+    faces = tmp_path / "data" / "faces"
+    for path in write_faces(str(faces), 10):
+        shutil.copy(path, path.replace("face_", "copy1_"))
+        shutil.copy(path, path.replace("face_", "copy2_"))
+    out = tmp_path / "s"
+    result = visualize.run(src, vis_flags(out, figures="paper,page", data_dir=str(tmp_path / "data"),
+                                          arith_indices="0,1,2;3;4,5"))
+    index = index_of(result)
+    skipped = {s["figure"]: s["reason"] for s in result["skipped"]}
+    assert "training_progression" in skipped and "training_frames" in skipped["training_progression"]
+    for name in ("interpolation_linear.png", "interpolation_slerp.png"):
+        assert utils.imread(str(out / name)).shape == (8 * 16, 10 * 16, 3)
+    assert index["vector_arithmetic.png"]["groups"] == [[0, 1, 2], [3], [4, 5]]
+    assert "turn_vector" in skipped  # no faces found to pick left/right-facing ones
+    nn = json.load(open(out / "nearest_neighbours.json"))
+    assert nn["searched"] == 30 - 2 and len(nn["generated_nn_distance"]) == 2
+    assert all(0 < d <= 1 for d in nn["generated_nn_distance"])
+    assert not set(nn["held_out_files"]) & {f for row in nn["neighbour_files"] for f in row}
+    assert nn["held_out_real_nn_distance"] == [0.0, 0.0]
+    number = lambda name: name.rsplit("_", 1)[1]  # noqa: E731
+    assert [number(row[0]) for row in nn["neighbour_files"][2:]] == [number(h) for h in nn["held_out_files"]]
+    # A shipped generator that carries its training grids in training_frames/ gets the movie too.
+    os.makedirs(tmp_path / "g" / "training_frames")
+    for step in (10, 20):
+        utils.imwrite(str(tmp_path / "g" / "training_frames" / f"train_{step:08d}.png"), np.zeros((32, 32, 3), np.uint8))
+    again = visualize.run(src, vis_flags(out, figures="page", data_dir=str(tmp_path / "no_data")))
+    assert mp4_frames(str(out / "training_progression.mp4")).shape[0] == 2
+    assert "turing_test" in {s["figure"] for s in again["skipped"]}  # no real faces: a recorded skip
+    # figures.json keeps the paper figures of the earlier run into the same folder.
+    assert "interpolation_slerp.png" in index_of(again)
+
+
+def test_grayscale_non_square_generator(tmp_path):
+    src = tiny_source(tmp_path / "g", c_dim=1, output_height=16, output_width=32, z_dim=5)
+    out = tmp_path / "s"
+    result = visualize.run(src, vis_flags(out, figures="options,page", vis_dims=5, data_dir=str(tmp_path / "none")))
+    assert utils.imread(str(out / "average_face.png")).shape == (16, 32, 3)
+    assert gif_info(str(out / "option4_merged.gif"))[2] == (2 * 16, 3 * 32)  # 5 dims -> 2 x 3 grid
+    assert "change_saturation" in {s["figure"] for s in result["skipped"]}
+
+
+def test_slerp_and_lerp_endpoints_equal_the_inputs():
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(-1, 1, 7), rng.uniform(-1, 1, 7)
+    t = np.linspace(0, 1, 10)
+    for path in (visualize.slerp(a, b, t), visualize.slerp(a, b, t, center=0.5), visualize.lerp(a, b, t)):
+        np.testing.assert_allclose(path[0], a, atol=1e-6)
+        np.testing.assert_allclose(path[-1], b, atol=1e-6)
+    s = visualize.slerp(a, a * 2, t)  # parallel vectors: no great circle, falls back to the straight line
+    np.testing.assert_allclose(s, visualize.lerp(a, a * 2, t), atol=1e-6)
+    u, v = np.eye(2)
+    np.testing.assert_allclose(np.linalg.norm(visualize.slerp(u, v, t), axis=1), 1.0, atol=1e-6)  # on the circle
+
+
+def test_z_center_and_flag_errors():
+    assert visualize.z_center("uniform_signed") == 0.0 and visualize.z_center("normal01") == 0.0
+    assert visualize.z_center("uniform_unsigned") == 0.5 and visualize.z_center("uniform_unsigned", "zero") == 0.0
+    names = lambda figures, option=None: [n for n, _ in visualize.selected_figures(figures, option)]  # noqa: E731
+    assert names("") == names("all") == names("options,page,paper") and len(names("")) == 5 + 5 + 4
+    assert names("", 2) == ["option2"] and names("options", 2) == ["option2"]
+    assert names("turn_vector,average_face,option4") == ["option4", "average_face", "turn_vector"]  # in order
+    with pytest.raises(ValueError, match="unknown 'pages'"):
+        names("pages")
+    with pytest.raises(ValueError, match="--option"):
+        names("", 7)
+    with pytest.raises(ValueError, match="three groups"):
+        visualize.parse_indices("1,2;3", 10)
+    with pytest.raises(ValueError, match="outside"):
+        visualize.parse_indices("1;2;30", 10)
+
+
+def _main(*args, cwd):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_writes_the_table_and_missing_checkpoint_is_a_clear_error(tmp_path):
+    tiny_source(tmp_path / "g")
+    r = _main("--visualize", "--checkpoint_dir", "g", "--figures", "option0,average_face", "--seed", "1", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "option0_samples.png" in r.stdout and "average_face.png" in r.stdout and "(seed 1)" in r.stdout
+    assert sorted(os.listdir(tmp_path / "samples")) == ["average_face.png", "figures.json", "option0_samples.png"]
+    r = _main("--visualize", "--checkpoint_dir", "no_such_run/checkpoint", "--out_dir", "o", cwd=tmp_path)
+    assert r.returncode == 1 and "looked in" in r.stderr and "no_such_run/checkpoint" in r.stderr
+
+
+# ---------------------------------------------------------------- landmark measures
+
+@pytest.fixture(scope="module")
+def astronaut():
+    from skimage import data
+    import face_measures
+    image = data.astronaut()
+    points = face_measures.find_landmarks(image)
+    assert points is not None
+    return image, points
+
+
+def warp_x(image, center, radius, shift):
+    """Move pixels horizontally by shift(x) within a Gaussian window around center (a local, smooth warp)."""
+    h, w = image.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    weight = np.exp(-((xx - center[0]) ** 2 + (yy - center[1]) ** 2) / radius ** 2)
+    return cv2.remap(image, (xx - shift(xx) * weight).astype(np.float32), yy, cv2.INTER_LINEAR)
+
+
+def test_smile_measure_ranks_a_widened_mouth(astronaut):
+    import face_measures
+    image, p = astronaut
+    mouth = p[48:68].mean(axis=0)
+    half_width = np.linalg.norm(p[54] - p[48]) / 2
+    smiles = [face_measures.measure(warp_x(image, mouth, 1.2 * half_width, lambda x, a=a: a * (x - mouth[0])))["smile"]
+              for a in (0.0, 0.2, 0.4)]
+    assert smiles[0] < smiles[1] < smiles[2]
+    small = cv2.resize(warp_x(image, mouth, 1.2 * half_width, lambda x: 0.4 * (x - mouth[0]))[60:200, 150:300],
+                       (64, 64), interpolation=cv2.INTER_AREA)
+    plain = cv2.resize(image[60:200, 150:300], (64, 64), interpolation=cv2.INTER_AREA)
+    assert face_measures.measure(small)["smile"] > face_measures.measure(plain)["smile"]  # also on a 64 px face
+
+
+def test_yaw_measure_ranks_a_moved_nose_and_flips_with_the_mirror(astronaut):
+    import face_measures
+    image, p = astronaut
+    nose = p[27:36].mean(axis=0)
+    iod = np.linalg.norm(p[42:48].mean(axis=0) - p[36:42].mean(axis=0))
+    yaws = [face_measures.measure(warp_x(image, nose, 0.8 * iod, lambda x, s=s: s * iod + 0 * x))["yaw"]
+            for s in (-0.3, 0.0, 0.3)]
+    assert yaws[0] < yaws[1] < yaws[2]
+    turned = warp_x(image, nose, 0.8 * iod, lambda x: 0.3 * iod + 0 * x)
+    assert face_measures.measure(turned[:, ::-1])["yaw"] == pytest.approx(-yaws[2], abs=0.05)
+
+
+def test_saturation_and_no_face(astronaut):
+    import face_measures
+    image, _ = astronaut
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    assert face_measures.measure(gray)["saturation"] == 0.0 < face_measures.measure(image)["saturation"]
+    noise = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    m = face_measures.measure(noise)
+    assert not m["face_found"] and np.isnan(m["smile"]) and np.isnan(m["yaw"])
+
+
+def test_dimension_effects_rank_the_dimension_that_drives_a_measure():
+    rng = np.random.default_rng(0)
+    t = np.linspace(-1, 1, 10)
+    measured = rng.normal(0, 0.05, (6, 3, 10))
+    measured[4] += 0.5 * t  # z[4] widens the mouth
+    measured[1] -= 0.2 * t  # z[1] narrows it, less
+    measured[2, :, ::2] = np.nan  # faces not found: measured on the rest
+    effects, spread = visualize.dimension_effects(measured, t)
+    order = np.argsort(-np.abs(effects))
+    assert list(order[:2]) == [4, 1] and effects[4] > 0 > effects[1]
+    assert np.isfinite(effects[2])
+    assert np.isnan(visualize.dimension_effects(np.full((3, 2, 10), np.nan), t)[0]).all()
