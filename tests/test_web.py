@@ -175,7 +175,9 @@ def test_main_export_web_and_serve_errors(site, tmp_path):
     import main
     gen_dir = tmp_path / "gen"
     random_generator(CFG, str(gen_dir))
-    f = parse_flags(checkpoint_dir=str(gen_dir), export_web=str(tmp_path / "page"), web_dtype="float32")
+    # A sample folder without figures.json (the repository's samples/ has one): the page shows the generator only.
+    f = parse_flags(checkpoint_dir=str(gen_dir), export_web=str(tmp_path / "page"), web_dtype="float32",
+                    sample_dir=str(tmp_path / "samples"))
     main.main(["main.py"])
     manifest = utils.read_json(str(tmp_path / "page" / "model.json"))
     assert manifest["dtype"] == "float32" and f["serve_port"] == 8000 and f["serve_host"] == "127.0.0.1"
