@@ -52,9 +52,11 @@ def text_scale(texts, width, height):
     """The largest font scale at which every text fits a width x height band (one size for a whole figure)."""
     scale = min(height / 30.0, 1.0)
     for text in texts:
-        (tw, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        (tw, th), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
         if tw > width - 4:
             scale *= (width - 4) / tw
+        if th + baseline > height - 4:  # descenders too, or a low band clips the letters
+            scale *= (height - 4) / (th + baseline)
     return scale
 
 
@@ -63,9 +65,9 @@ def text_band(text, width, height, color=(255, 255, 255), background=(0, 0, 0), 
     band = np.full((height, width, 3), background, np.uint8)
     font, thickness = cv2.FONT_HERSHEY_SIMPLEX, 1
     scale = scale or text_scale([text], width, height)
-    (tw, th), _ = cv2.getTextSize(text, font, scale, thickness)
+    (tw, th), baseline = cv2.getTextSize(text, font, scale, thickness)
     x = 2 if align == "left" else max(2, (width - tw) // 2)
-    cv2.putText(band, text, (x, (height + th) // 2), font, scale, color, thickness, cv2.LINE_AA)
+    cv2.putText(band, text, (x, (height + th - baseline) // 2), font, scale, color, thickness, cv2.LINE_AA)
     return band
 
 
