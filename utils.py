@@ -1,4 +1,5 @@
 """Image I/O, center crop and pixel transforms, sample grids, and atomic file writes."""
+import contextlib
 import json
 import math
 import os
@@ -27,6 +28,22 @@ def atomic_write(path, write_fn, mode="wb"):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """For writers that need a file name (video encoders, browsers): yield a temp path beside `path`, with its
+    extension, and rename it over `path` when the block succeeds; on failure only the temp file is removed."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    stem, ext = os.path.splitext(os.path.basename(path))
+    tmp = os.path.join(directory, f".{stem}.{os.getpid()}.tmp{ext}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def write_json(path, obj):

@@ -111,21 +111,11 @@ def grid(images_u8, rows_cols=None):
 
 # ---------------------------------------------------------------- writing
 
-def _tmp_beside(path):
-    stem, ext = os.path.splitext(os.path.basename(path))
-    return os.path.join(os.path.dirname(os.path.abspath(path)), f".{stem}.{os.getpid()}.tmp{ext}")
-
-
 def write_gif(path, frames, fps=GIF_FPS):
     """An endlessly looping GIF. GIF writers merge identical consecutive frames (adding their durations), so a
     reader may see fewer frames; the total duration is always len(frames) / fps."""
-    tmp = _tmp_beside(path)
-    try:
+    with utils.atomic_path(path) as tmp:
         iio.imwrite(tmp, np.asarray(frames), extension=".gif", duration=1000.0 / fps, loop=0)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def video_frames(frames):
@@ -139,16 +129,11 @@ def video_frames(frames):
 
 def write_mp4(path, frames, fps=VIDEO_FPS):
     """An H.264 MP4 (libx264, yuv420p) that browsers and players open, one video frame per input frame."""
-    tmp = _tmp_beside(path)
-    try:
+    with utils.atomic_path(path) as tmp:
         with imageio_v2.get_writer(tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264", quality=8,
                                    pixelformat="yuv420p", macro_block_size=16, ffmpeg_log_level="error") as w:
             for frame in video_frames(frames):
                 w.append_data(frame)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 class Figures:

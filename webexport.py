@@ -148,10 +148,8 @@ def copy_figures(figures_dir, out_dir):
 
 
 def copy_file(src, dst):
-    """Copy atomically, readable by a web server running as another user."""
     with open(src, "rb") as f:
         utils.atomic_write(dst, lambda out: shutil.copyfileobj(f, out))
-    os.chmod(dst, 0o644)
 
 
 def export(generator, cfg, out_dir, figures_dir=None, dtype="float16", step=0, source=""):

@@ -3,10 +3,12 @@
     python webshot.py SITE_DIR samples/web_page.png [--faces 8] [--lang en] [--backend auto]
 """
 import argparse
-import os
 import shutil
 import sys
 import threading
+
+import utils
+import webserve
 
 # Headless Chromium has no GPU: SwiftShader gives WebGL a software implementation.
 CHROMIUM_ARGS = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist"]
@@ -28,10 +30,8 @@ def screenshot(page, path, faces=8, full_page=False):
         page.click("#random")
         page.evaluate("window.nf.idle()")
     page.evaluate("document.querySelectorAll('video').forEach(v => v.pause())")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), "." + os.path.basename(path) + ".tmp.png")
-    page.screenshot(path=tmp, full_page=full_page)
-    os.replace(tmp, path)
+    with utils.atomic_path(path) as tmp:
+        page.screenshot(path=tmp, full_page=full_page)
     return path
 
 
@@ -46,8 +46,6 @@ def main():
     p.add_argument("--height", type=int, default=900, help="viewport height: the demo part of the page [900]")
     p.add_argument("--full_page", action="store_true", help="the whole page, figures included")
     args = p.parse_args()
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import webserve
     from playwright.sync_api import sync_playwright
     try:
         server = webserve.make_server(args.site_dir, port=0)

@@ -120,3 +120,20 @@ def test_grid_helpers():
     grid = utils.merge(images, (2, 3))
     assert grid.shape == (4, 6) and grid[2:, 4:].sum() == 0 and np.array_equal(grid[2:4, 2:4], images[4])
     assert np.array_equal(utils.to_uint8(np.array([-1.0, 0.0, 1.0, 2.0])), [0, 128, 255, 255])
+
+
+def test_atomic_writes_have_normal_permissions_and_leave_no_temp(tmp_path):
+    import utils
+    umask = os.umask(0)
+    os.umask(umask)
+    utils.write_json(str(tmp_path / "a.json"), {"x": 1})
+    with utils.atomic_path(str(tmp_path / "b.gif")) as tmp:
+        assert tmp.endswith(".gif") and os.path.dirname(tmp) == str(tmp_path)
+        open(tmp, "wb").write(b"GIF89a")
+    for name in ("a.json", "b.gif"):  # mkstemp's 0600 would hide exports from a web server running as another user
+        assert os.stat(tmp_path / name).st_mode & 0o777 == 0o666 & ~umask
+    with pytest.raises(RuntimeError):
+        with utils.atomic_path(str(tmp_path / "c.png")) as tmp:
+            open(tmp, "wb").write(b"half")
+            raise RuntimeError("writer failed")
+    assert sorted(os.listdir(tmp_path)) == ["a.json", "b.gif"]  # no half file, no temp left behind
