@@ -6,7 +6,6 @@ import tensorflow as tf
 from absl import logging
 
 import model
-import runs
 import utils
 
 
@@ -53,7 +52,7 @@ def export(src, export_dir, dtype="float32"):
         tf.io.gfile.rmtree(saved_model_dir)
     os.replace(tmp_dir, saved_model_dir)
     # The run's flags travel with the weights, so an exported generator still says how it was trained.
-    run_flags = runs.read_run_flags(src.run_dir) if src.run_dir else None
+    run_flags = src.run_flags()
     meta = {"train_flags": run_flags} if run_flags else {}
     model.save_generator_weights(src.generator, src.cfg, export_dir, dtype=dtype, step=src.step,
                                  source=src.description, **meta)

@@ -111,8 +111,9 @@ def main(argv):
         if f["train"]:
             result = train.train(f)
             logging.info("run folder: %s", result["run_dir"])
-        web_only = f["serve"] and not (f["train"] or f["export"] or f["visualize"] or f["export_web"])
-        if (f["export"] or f["visualize"] or f["export_web"] or not f["train"]) and not web_only:
+        uses_generator = f["export"] or f["visualize"] or f["export_web"]
+        sample_mode = not (f["train"] or uses_generator or f["serve"])  # no mode flag at all: sample faces
+        if uses_generator or sample_mode:
             explicit = f["checkpoint_dir"] if FLAGS["checkpoint_dir"].present else None
             src = runs.find_generator(paths, explicit)
             logging.info("generator: %s", src.description)
@@ -124,8 +125,8 @@ def main(argv):
             if f["export_web"]:
                 import webexport
                 webexport.export_from_flags(src, f)
-            if not (f["train"] or f["export"] or f["visualize"] or f["export_web"]):
-                sample_dir = os.path.join(src.run_dir, f["sample_dir"]) if src.run_dir else f["sample_dir"]
+            if sample_mode:
+                sample_dir = src.output_dir(f["sample_dir"])
                 out = generate.sample(src, sample_dir, f["sample_num"], f["seed"], f["batch_size"])
                 print(f"wrote {out['grid']} and {out['num_faces']} faces in {out['faces_dir']}")
         if f["serve"]:

@@ -62,6 +62,15 @@ class GeneratorSource:
     step: int
     description: str
     run_dir: str = None  # set for a training run (it has train_*.png grids and the fixed sample z)
+    weights_dir: str = None  # set for a generator.npz/.json folder (e.g. the shipped one)
+
+    def output_dir(self, sample_dir):
+        """Where samples and figures go: sample_dir under the run folder for a training run, else as given."""
+        return os.path.join(self.run_dir, sample_dir) if self.run_dir else sample_dir
+
+    def run_flags(self):
+        """The training run's flags.json, or None for a generator without a run folder (e.g. the shipped one)."""
+        return read_run_flags(self.run_dir) if self.run_dir else None
 
 
 def is_weights_dir(path):
@@ -87,7 +96,8 @@ def load_from_checkpoint(checkpoint_dir, run_dir):
 def load_from_weights(weights_dir):
     generator, cfg, meta = model.load_generator_weights(weights_dir)
     step = int(meta.get("step", 0))
-    return GeneratorSource(generator, cfg, step, f"generator weights {weights_dir} (step {step})")
+    return GeneratorSource(generator, cfg, step, f"generator weights {weights_dir} (step {step})",
+                           weights_dir=weights_dir)
 
 
 def find_generator(paths, checkpoint_dir_given=None, allow_shipped=True):

@@ -15,7 +15,6 @@ from absl import logging
 import dataset
 import face_measures
 import model
-import runs
 import utils
 
 OPTIONS = (0, 1, 2, 3, 4)
@@ -342,14 +341,13 @@ OPTION_FUNCTIONS = {0: option0, 1: option1, 2: option2, 3: option3, 4: option4}
 
 # ---------------------------------------------------------------- the page's figures
 
-def training_frames_source(src, f):
+def training_frames_source(src):
     """(folder of train_*.png grids, the run's flags or None): a run's sample folder, else training_frames/
-    beside generator weights (the shipped generator may carry its training grids there); None when neither."""
+    beside generator weights (the shipped generator may carry its training grids there)."""
     if src.run_dir:
-        run_flags = runs.read_run_flags(src.run_dir) or {}
+        run_flags = src.run_flags() or {}
         return os.path.join(src.run_dir, run_flags.get("sample_dir", "samples")), run_flags
-    weights_dir = f["checkpoint_dir"] if runs.is_weights_dir(f["checkpoint_dir"]) else runs.SHIPPED_GENERATOR
-    return os.path.join(weights_dir, "training_frames"), None
+    return os.path.join(src.weights_dir or ".", "training_frames"), None
 
 
 def step_label(step, run_flags):
@@ -375,7 +373,7 @@ def gif_preview(frames):
 
 
 def training_progression(ctx):
-    folder, run_flags = training_frames_source(ctx.src, ctx.f)
+    folder, run_flags = training_frames_source(ctx.src)
     found = []
     for path in glob.glob(os.path.join(glob.escape(folder), "train_*.png")):
         m = re.fullmatch(r"train_(\d+)\.png", os.path.basename(path))
@@ -517,7 +515,7 @@ def real_crops(ctx, n, figure, exclude=()):
     """n real face crops ([-1, 1], the generator's size and channels) from --data_dir/--dataset, loaded as the
     trainer loads them (the run's crop settings when known), with their paths; None and a skip when there are none."""
     f = ctx.f
-    run_flags = runs.read_run_flags(ctx.src.run_dir) if ctx.src.run_dir else None
+    run_flags = ctx.src.run_flags()
     load = {k: (run_flags or f).get(k, f[k]) for k in ("input_height", "input_width", "crop")}
     try:
         paths = dataset.list_images(f["data_dir"], f["dataset"], f["input_fname_pattern"])
@@ -725,7 +723,7 @@ def nearest_neighbours(ctx):
     if not paths:
         ctx.out.skip("nearest_neighbours", "no readable training crops to search")
         return
-    run_flags = runs.read_run_flags(ctx.src.run_dir) if ctx.src.run_dir else None
+    run_flags = ctx.src.run_flags()
     load = {k: (run_flags or f).get(k, f[k]) for k in ("input_height", "input_width", "crop")}
     logging.info("searching %d training crops for nearest neighbours", len(paths))
     fake = ctx.generate(ctx.prior("nearest_neighbours", n))
@@ -803,7 +801,7 @@ def run(src, f):
     chosen = selected_figures(f["figures"], f["option"])
     z_center(src.cfg.z_dist, f["z_center"])  # validates the flag before any work
     seed = f["seed"] if f["seed"] is not None else int(np.random.SeedSequence().entropy % (2 ** 31))
-    sample_dir = os.path.join(src.run_dir, f["sample_dir"]) if src.run_dir else f["sample_dir"]
+    sample_dir = src.output_dir(f["sample_dir"])
     ctx = Context(src=src, f=f, seed=seed, out=Figures(sample_dir))
     if ctx.f["arith_indices"]:
         parse_indices(ctx.f["arith_indices"], f["pool_num"])  # fail on a typo before the slow figures

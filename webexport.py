@@ -183,7 +183,7 @@ def export_from_flags(src, f):
         raise FileNotFoundError(f"--web_figures={figures_dir} is not a folder (give the folder --visualize wrote, "
                                 f"which holds {FIGURES_JSON})")
     if not figures_dir:
-        sample_dir = os.path.join(src.run_dir, f["sample_dir"]) if src.run_dir else f["sample_dir"]
+        sample_dir = src.output_dir(f["sample_dir"])
         figures_dir = sample_dir if os.path.isfile(os.path.join(sample_dir, FIGURES_JSON)) else None
         if figures_dir is None:
             logging.info("no %s in %s: the page shows the generator only (run --visualize, or pass --web_figures)",
