@@ -193,12 +193,17 @@ def load_generator_weights(weights_dir):
     cfg = ModelConfig.from_dict(meta["model"])
     generator = make_generator(cfg)
     with np.load(weights_path) as arrays:
-        missing = [v.path for v in generator.weights if v.path not in arrays]
-        if missing:
-            raise ValueError(f"{weights_path} lacks weights {missing[:3]}...: it was written for another model")
-        for v in generator.weights:
-            a = arrays[v.path]
-            if tuple(a.shape) != tuple(v.shape):
-                raise ValueError(f"{weights_path}: {v.path} has shape {a.shape}, the model expects {tuple(v.shape)}")
-            v.assign(a.astype(np.float32))
+        assign_generator_weights(generator, arrays, weights_path)
     return generator, cfg, meta
+
+
+def assign_generator_weights(generator, arrays, source):
+    """Set every generator variable from arrays[variable path], refusing missing names or other shapes."""
+    missing = [v.path for v in generator.weights if v.path not in arrays]
+    if missing:
+        raise ValueError(f"{source} lacks weights {missing[:3]}...: it was written for another model")
+    for v in generator.weights:
+        a = arrays[v.path]
+        if tuple(a.shape) != tuple(v.shape):
+            raise ValueError(f"{source}: {v.path} has shape {tuple(a.shape)}, the model expects {tuple(v.shape)}")
+        v.assign(np.asarray(a, np.float32))

@@ -40,11 +40,15 @@ def stale_packages(web_src=WEB_SRC):
     return stale
 
 
+def _missing_tfjs(web_src):
+    missing = [src for src, _ in TFJS_FILES if not os.path.isfile(os.path.join(web_src, "node_modules", src))]
+    return missing + stale_packages(web_src)
+
+
 def ensure_node_modules(web_src=WEB_SRC):
     """Install TF.js into web/node_modules with `npm ci` (exact versions from package-lock.json) when it is
     missing or another version is installed."""
-    missing = [src for src, _ in TFJS_FILES if not os.path.isfile(os.path.join(web_src, "node_modules", src))]
-    missing += stale_packages(web_src)
+    missing = _missing_tfjs(web_src)
     if not missing:
         return
     npm = shutil.which("npm")
@@ -56,8 +60,7 @@ def ensure_node_modules(web_src=WEB_SRC):
                             capture_output=True, text=True)
     if result.returncode != 0:
         raise ValueError(f"`npm ci` in {web_src} failed (exit {result.returncode}):\n{result.stderr[-2000:]}")
-    still = [src for src, _ in TFJS_FILES if not os.path.isfile(os.path.join(web_src, "node_modules", src))]
-    still += stale_packages(web_src)
+    still = _missing_tfjs(web_src)
     if still:
         raise FileNotFoundError(f"`npm ci` ran but {still[0]} is still missing or not the locked version under "
                                 f"{web_src}/node_modules")
@@ -98,14 +101,12 @@ def read_web_generator(out_dir):
     """Build a Keras generator from an exported model.json + weights.bin (what the page runs, for checks)."""
     manifest = utils.read_json(os.path.join(out_dir, MANIFEST_FILE))
     cfg = model.ModelConfig.from_dict(manifest["model"])
-    generator = model.make_generator(cfg)
     raw = np.fromfile(os.path.join(out_dir, WEIGHTS_BIN), np.uint8)
-    by_name = {e["name"]: e for e in manifest["weights"]}
     dt = np.dtype(manifest["dtype"]).newbyteorder("<")
-    for v in generator.weights:
-        e = by_name[v.path]
-        a = np.frombuffer(raw, dt, count=e["length"], offset=e["offset"]).reshape(e["shape"])
-        v.assign(a.astype(np.float32))
+    arrays = {e["name"]: np.frombuffer(raw, dt, count=e["length"], offset=e["offset"]).reshape(e["shape"])
+              for e in manifest["weights"]}
+    generator = model.make_generator(cfg)
+    model.assign_generator_weights(generator, arrays, os.path.join(out_dir, WEIGHTS_BIN))
     return generator, cfg, manifest
 
 
@@ -168,8 +169,6 @@ def export(generator, cfg, out_dir, figures_dir=None, dtype="float16", step=0, s
     figures = copy_figures(figures_dir, out_dir)
     utils.write_json(os.path.join(out_dir, FIGURES_JSON), figures)
     manifest = write_weights(generator, cfg, out_dir, dtype, step=int(step), source=source)
-    for name in (FIGURES_JSON, MANIFEST_FILE, WEIGHTS_BIN):  # temp files are private (0600); a web host must read them
-        os.chmod(os.path.join(out_dir, name), 0o644)
     logging.info("wrote the web page to %s (%s weights, %.1f MB, %d figures); serve it with "
                  "`python main.py --serve --serve_dir %s`", out_dir, dtype, manifest["bytes"] / 1e6, len(figures),
                  out_dir)
@@ -178,14 +177,8 @@ def export(generator, cfg, out_dir, figures_dir=None, dtype="float16", step=0, s
 
 def export_from_flags(src, f):
     """main.py's --export_web: the page for src (a runs.GeneratorSource), with the run's figures when it has them."""
-    figures_dir = f["web_figures"]
-    if figures_dir and not os.path.isdir(figures_dir):
+    figures_dir = f["web_figures"] or src.output_dir(f["sample_dir"])
+    if f["web_figures"] and not os.path.isdir(figures_dir):
         raise FileNotFoundError(f"--web_figures={figures_dir} is not a folder (give the folder --visualize wrote, "
                                 f"which holds {FIGURES_JSON})")
-    if not figures_dir:
-        sample_dir = src.output_dir(f["sample_dir"])
-        figures_dir = sample_dir if os.path.isfile(os.path.join(sample_dir, FIGURES_JSON)) else None
-        if figures_dir is None:
-            logging.info("no %s in %s: the page shows the generator only (run --visualize, or pass --web_figures)",
-                         FIGURES_JSON, sample_dir)
     return export(src.generator, src.cfg, f["export_web"], figures_dir, f["web_dtype"], src.step, src.description)

@@ -2,6 +2,7 @@
 import http.server
 import os
 import posixpath
+import threading
 import urllib.parse
 
 from absl import logging
@@ -66,6 +67,13 @@ def make_server(folder, host="127.0.0.1", port=8000):
         return http.server.ThreadingHTTPServer((host, port), handler)
     except OSError as e:
         raise ValueError(f"cannot listen on {host}:{port}: {e.strerror}; pick another --serve_port") from e
+
+
+def start_background(folder):
+    """Serve folder on a free 127.0.0.1 port from a daemon thread (tests, screenshots, benchmarks): (server, url)."""
+    server = make_server(folder, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
 
 
 def serve(folder, host="127.0.0.1", port=8000):

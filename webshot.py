@@ -5,7 +5,6 @@
 import argparse
 import shutil
 import sys
-import threading
 
 import utils
 import webserve
@@ -48,12 +47,11 @@ def main():
     args = p.parse_args()
     from playwright.sync_api import sync_playwright
     try:
-        server = webserve.make_server(args.site_dir, port=0)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        server, url = webserve.start_background(args.site_dir)
         with sync_playwright() as pw:
             browser = launch(pw)
             page = browser.new_page(viewport={"width": args.width, "height": args.height})
-            page.goto(f"http://127.0.0.1:{server.server_address[1]}/?lang={args.lang}&backend={args.backend}")
+            page.goto(f"{url}?lang={args.lang}&backend={args.backend}")
             print("wrote", screenshot(page, args.out, args.faces, args.full_page))
             browser.close()
         server.shutdown()

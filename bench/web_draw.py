@@ -14,7 +14,6 @@ import platform
 import statistics
 import sys
 import tempfile
-import threading
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -59,8 +58,8 @@ def measure(browser, url, backend, impl, draws):
                 times.push(performance.now() - t0);
             }
             return {backend: s.backend, impl: s.gen.impl, load_ms: s.timings.load_ms,
-                    first_draw_ms: s.timings.first_draw_ms, draw_ms: times, z: Array.from(window.__lastZ),
-                    out: Array.from(window.__lastOutput)};
+                    first_draw_ms: s.timings.first_draw_ms, draw_ms: times, z: Array.from(window.nf.state.lastZ),
+                    out: Array.from(window.nf.state.lastOutput)};
         }""", draws)
         return info
     finally:
@@ -85,9 +84,7 @@ def main():
         model.save_generator_weights(generator, cfg, os.path.join(tmp, "gen"), args.dtype)
         generator, cfg, _ = model.load_generator_weights(os.path.join(tmp, "gen"))
         webexport.export(generator, cfg, os.path.join(tmp, "site"), dtype=args.dtype)
-        server = webserve.make_server(os.path.join(tmp, "site"), port=0)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        server, url = webserve.start_background(os.path.join(tmp, "site"))
         rows = []
         with sync_playwright() as pw:
             browser = webshot.launch(pw)
@@ -107,7 +104,7 @@ def main():
             browser.close()
         server.shutdown()
     print()
-    print(f"{datetime.date.today()} · {platform.node() and platform.machine()} · {os.cpu_count()} cores · "
+    print(f"{datetime.date.today()} · {platform.machine()} · {os.cpu_count()} cores · "
           f"Chromium {version} headless · {args.size}x{args.size} generator, {args.dtype} weights, "
           f"{args.draws} warm draws")
     print("| backend | conv | load ms | first face ms | draw ms (median) | draw ms (min) | max abs diff vs TF |")

@@ -61,7 +61,7 @@ const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
 const state = {
   lang: 'en', gen: null, cfg: null, zRange: [-1, 1], z: null, brush: 1, backend: null,
-  timings: {load_ms: null, draw_ms: null, first_draw_ms: null}, faces: [], zA: null, zB: null,
+  timings: {load_ms: null, draw_ms: null, first_draw_ms: null}, zA: null, zB: null,
   drawing: false, pendingDraw: null, statusKey: 'loading', statusArgs: {}, error: null,
 };
 
@@ -177,8 +177,6 @@ async function drawFace(z, {keep = false} = {}) {
       paint($('face'), data);
       state.lastZ = job.z;
       state.lastOutput = data;
-      window.__lastOutput = data;
-      window.__lastZ = job.z;
       if (job.keep) addToStrip(job.z, data);
       showTimings();
       job = state.pendingDraw;
@@ -202,8 +200,7 @@ function addToStrip(z, data) {
   const canvas = document.createElement('canvas');
   canvas.className = 'strip-face';
   paint(canvas, data);
-  const index = state.faces.length;
-  canvas.dataset.index = String(index);
+  const index = $('strip').childElementCount;
   canvas.dataset.z = JSON.stringify(Array.from(z));
   canvas.title = `#${index + 1}`;
   canvas.addEventListener('mouseenter', () => showPeek(canvas, z));
@@ -212,7 +209,6 @@ function addToStrip(z, data) {
     setZ(z);
     drawFace(state.z);
   });
-  state.faces.push({z: Float32Array.from(z), canvas});
   $('strip').prepend(canvas);
 }
 

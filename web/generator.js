@@ -68,10 +68,9 @@ const NFGenerator = (() => {
     return out;
   }
 
-  // Load model.json + weights.bin from baseUrl; returns {manifest, run(zRows) -> tf.Tensor4D, dispose, ...}.
+  // Load model.json + weights.bin from baseUrl; returns {manifest, cfg, run(z) -> tf.Tensor4D, impl}.
   // impl: 'phase' (default, regular convolutions) or 'transpose' (tf.conv2dTranspose, as the Keras layers).
   async function load(baseUrl = '', {impl = 'phase', onProgress = null} = {}) {
-    const t0 = performance.now(), timings = {};
     const response = await fetch(baseUrl + 'model.json');
     if (!response.ok) throw new Error(`cannot load ${baseUrl}model.json: HTTP ${response.status}`);
     const manifest = await response.json();
@@ -83,11 +82,9 @@ const NFGenerator = (() => {
     if (buffer.byteLength !== manifest.bytes) {
       throw new Error(`weights.bin has ${buffer.byteLength} bytes, model.json expects ${manifest.bytes}: export again`);
     }
-    timings.fetch_ms = performance.now() - t0;
     const cfg = manifest.model, sizes = manifest.sizes;
     const raw = {};
     for (const e of manifest.weights) raw[e.name] = {values: decode(buffer, e, manifest.dtype), shape: e.shape};
-    timings.decode_ms = performance.now() - t0 - timings.fetch_ms;
     const need = (name) => {
       if (!raw[name]) throw new Error(`model.json lacks the weight ${name}`);
       return raw[name];
@@ -117,7 +114,6 @@ const NFGenerator = (() => {
     }
     W.bn0 = {gamma: t('g_bn0/gamma'), beta: t('g_bn0/beta'),
              mean: t('g_bn0/moving_mean'), variance: t('g_bn0/moving_variance')};
-    timings.tensors_ms = performance.now() - t0 - timings.fetch_ms - timings.decode_ms;
     const [h16, w16] = sizes[0];
     const batchNorm = (x, bn) => tf.batchNorm(x, bn.mean, bn.variance, bn.beta, bn.gamma, BN_EPSILON);
 
@@ -147,17 +143,8 @@ const NFGenerator = (() => {
       });
     }
 
-    function dispose() {
-      const all = [W.lin.kernel, W.lin.bias, ...Object.values(W.bn0)];
-      for (const l of layers) {
-        all.push(l.bias, l.phase || l.kernel);
-        if (l.bn) all.push(...Object.values(l.bn));
-      }
-      for (const x of all) x.dispose();
-    }
-
-    return {manifest, cfg, run, dispose, timings, impl: layers.every((l) => l.phase) ? 'phase' : 'transpose'};
+    return {manifest, cfg, run, impl: layers.every((l) => l.phase) ? 'phase' : 'transpose'};
   }
 
-  return {load, phaseKernel, decode};
+  return {load};
 })();
