@@ -45,15 +45,14 @@ def main():
         runs = {}
         for how in ("openface", "chip"):
             out = os.path.join(scratch, how)
-            faces.run(src, out, align=how, padding=0.1 if how == "openface" else 0.25, size=TILE, workers=1,
-                      progress=False)
+            faces.run(src, out, align=how, size=TILE, workers=1, progress=False)
             runs[how] = (out, faces.read_manifest(os.path.join(out, faces.MANIFEST)))
         cells = []
         for name in chosen:
             photo = load_rgb(os.path.join(src, name))[0].copy()
-            face = runs["openface"][1][name]["faces"][0] if runs["openface"][1][name]["faces"] else None
-            if face is None or not all(r[name]["faces"] and r[name]["faces"][0]["crop"] for _, r in runs.values()):
+            if not all(r[name]["faces"] and r[name]["faces"][0]["crop"] for _, r in runs.values()):
                 continue
+            face = runs["openface"][1][name]["faces"][0]
             l, t, r, b = face["box"]
             cv2.rectangle(photo, (l, t), (r, b), (0, 255, 0), 2)
             for x, y in face["landmarks"]:

@@ -59,7 +59,7 @@ def openface_transform(points68, size, padding=0.0, landmarks="outer_eyes_and_no
     return cv2.getAffineTransform(np.float32(points68[idx]), np.float32(template_points(size, padding)[idx]))
 
 
-def chip_transform(image_rgb, rect, points5, size, padding=0.25):
+def chip_transform(rect, points5, size, padding=0.25):
     """dlib's get_face_chip as an affine map: a similarity of the 5 landmarks onto dlib's mean face."""
     shape = dlib.full_object_detection(rect, [dlib.point(int(round(x)), int(round(y))) for x, y in points5])
     d = dlib.get_face_chip_details(shape, size, padding)

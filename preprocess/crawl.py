@@ -137,8 +137,8 @@ class FetchError(Exception):
 class Crawler:
     """Holds the HTTP client, robots.txt cache and per-host clocks shared by the fetch threads."""
 
-    def __init__(self, out, opts, allowed_hosts):
-        self.out, self.opts = out, opts
+    def __init__(self, opts, allowed_hosts):
+        self.opts = opts
         self.allowed_hosts = {h.lower() for h in allowed_hosts}
         self.client = httpx.Client(
             headers={"User-Agent": opts["user_agent"]}, follow_redirects=False,
@@ -335,7 +335,7 @@ def run(out, seeds=(), image_urls=(), **options):
                         enqueue("page", url, rec["depth"] + 1, rec["url"], site)
 
     allowed = {urlsplit(u).hostname for u in map(clean_url, seeds + image_urls) if u}
-    crawler = Crawler(out, opts, allowed)
+    crawler = Crawler(opts, allowed)
     counts = collections.Counter()
     start = time.time()
     with manifest.open_for_append(manifest_path) as manifest_file, \

@@ -96,7 +96,7 @@ def align_face(image_rgb, rect, opts):
         matrix = align.openface_transform(points68, opts["size"], opts["padding"], opts["landmarks"])
     else:
         points5 = dlib_models.landmarks(image_rgb, rect, 5)
-        matrix = align.chip_transform(image_rgb, rect, points5, opts["size"], opts["padding"])
+        matrix = align.chip_transform(rect, points5, opts["size"], opts["padding"])
     return align.warp(image_rgb, matrix, opts["size"]), matrix, points68
 
 
@@ -166,13 +166,13 @@ def process_image(path, rel, opts):
             else:
                 face["crop"] = crop_name(rel, i, opts["format"])
                 crops.append((face["crop"], encode(crop, opts["format"], opts["quality"])))
-        if not crops:
-            record.update(status="skipped", reason="no face kept")
     except BadImage as e:
         record.update(status="skipped", reason=str(e))
     except Exception as e:  # a photo must never stop the run: record what went wrong and go on
         record.update(status="skipped", reason=f"error: {type(e).__name__}: {e}"[:300])
         crops = []
+        for face in record["faces"]:  # names given before the error have no bytes to write
+            face["crop"] = None
     return record, crops
 
 

@@ -51,11 +51,7 @@ def load_rgb(path, max_pixels=40_000_000):
                         background = Image.new("RGBA", im.size, (255, 255, 255, 255))
                         im = Image.alpha_composite(background, im.convert("RGBA"))
                     rgb = np.array(im.convert("RGB"))
-    except BadImage:
-        raise
-    except Image.DecompressionBombError as e:
-        raise BadImage(f"too large: {e}") from None
-    except Image.DecompressionBombWarning as e:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise BadImage(f"too large: {e}") from None
     except UnidentifiedImageError:
         raise BadImage("not an image (unknown format)") from None

@@ -1,6 +1,5 @@
 """preprocess faces: alignment onto the template, filters, odd and broken files, manifest, resume and the CLI."""
 import io
-import json
 import os
 import struct
 import subprocess
@@ -27,8 +26,7 @@ def astronaut():
 
 
 def manifest(out):
-    with open(os.path.join(out, faces.MANIFEST)) as f:
-        return {r["input"]: r for r in map(json.loads, f)}
+    return faces.read_manifest(os.path.join(out, faces.MANIFEST))
 
 
 def eye_centres(image):
@@ -54,6 +52,7 @@ def test_openface_crop_puts_the_eyes_on_the_template(tmp_path, astronaut, paddin
     rec = manifest(out)["astronaut.png"]
     assert rec["status"] == "ok" and len(rec["faces"][0]["landmarks"]) == 68
     # The suit's false positive (README of shared/data) is recorded, not cropped: --faces largest.
+    assert len(rec["faces"]) >= 2
     assert [f["reason"] for f in rec["faces"][1:]] == ["not the largest face"] * (len(rec["faces"]) - 1)
     crop = load_rgb(os.path.join(out, rec["faces"][0]["crop"]))[0]
     assert crop.shape == (128, 128, 3)
@@ -270,3 +269,15 @@ def test_cli(tmp_path, astronaut):
     missing = subprocess.run(cmd[:4] + [str(tmp_path / "nope"), "--out", str(tmp_path / "o2")], cwd=ROOT,
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1 and "error:" in missing.stderr and "does not exist" in missing.stderr
+
+
+def test_an_error_after_a_face_is_named_skips_the_photo_not_the_run(tmp_path, astronaut, monkeypatch):
+    def failing_encode(*args):
+        raise RuntimeError("encoder broke")
+    monkeypatch.setattr(faces, "encode", failing_encode)  # workers=1 runs in this process
+    save(str(tmp_path / "src" / "astronaut.png"), Image.fromarray(astronaut))
+    out = str(tmp_path / "out")
+    summary = faces.run(str(tmp_path / "src"), out, **FAST)
+    rec = manifest(out)["astronaut.png"]
+    assert summary["crops_kept"] == 0 and rec["status"] == "skipped" and "encoder broke" in rec["reason"]
+    assert all(f["crop"] is None for f in rec["faces"])
