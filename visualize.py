@@ -239,7 +239,7 @@ def z_center(z_dist, mode="mean"):
     if mode != "mean":
         raise ValueError(f"--z_center must be mean or zero, got {mode!r}")
     lo, hi = model.z_range(z_dist)
-    return 0.0 if z_dist == "normal01" else (lo + hi) / 2.0
+    return (lo + hi) / 2.0
 
 
 def lerp(z0, z1, t):
@@ -326,10 +326,9 @@ def option3(ctx):
 def option4(ctx):
     """Option 3's sweeps of up to 100 dimensions merged into one grid, played forwards then backwards."""
     sweeps = [frames for d, frames in option3_sweeps(ctx)][:100]
-    rows_cols = (10, 10) if len(sweeps) == 100 else utils.image_manifold_size(len(sweeps))
     n = len(sweeps[0])
     order = list(range(n)) + list(range(n - 1, -1, -1))  # range + reversed range: the Python 3 fix
-    frames = [grid(np.stack([s[k] for s in sweeps]), rows_cols) for k in order]
+    frames = [grid(np.stack([s[k] for s in sweeps])) for k in order]
     caption = f"option 4: {len(sweeps)} dimensions swept from z = {ctx.center:g} at once, ping-pong"
     fps = n * 2 / 8.0  # the original's 8-second loop
     ctx.out.gif("option4_merged.gif", frames, caption, fps=fps, figure="option4")
@@ -346,15 +345,14 @@ def training_frames_source(src):
     beside generator weights (the shipped generator may carry its training grids there)."""
     if src.run_dir:
         run_flags = src.run_flags() or {}
-        return os.path.join(src.run_dir, run_flags.get("sample_dir", "samples")), run_flags
+        return src.output_dir(run_flags.get("sample_dir", "samples")), run_flags
     return os.path.join(src.weights_dir or ".", "training_frames"), None
 
 
 def step_label(step, run_flags):
     label = f"step {step:,}"
     if run_flags and run_flags.get("num_images") and run_flags.get("batch_size"):
-        images = min(run_flags["num_images"], run_flags.get("train_size") or run_flags["num_images"])
-        steps_per_epoch = images // run_flags["batch_size"]
+        steps_per_epoch = run_flags["num_images"] // run_flags["batch_size"]  # num_images: after --train_size
         if steps_per_epoch:
             label += f"  epoch {step / steps_per_epoch:.2f}"
     return label
@@ -511,18 +509,15 @@ def change_grids(ctx):
                      for m in measures}}, "every z dimension's measured effect on each face measure")
 
 
-def real_crops(ctx, n, figure, exclude=()):
-    """n real face crops ([-1, 1], the generator's size and channels) from --data_dir/--dataset, loaded as the
-    trainer loads them (the run's crop settings when known), with their paths; None and a skip when there are none."""
+def real_crops(ctx, n, figure):
+    """(n real face crops ([-1, 1], the generator's size and channels) from --data_dir/--dataset, loaded as the
+    trainer loads them, their paths, every image path of the dataset); Nones and a skip when there are none."""
     f = ctx.f
-    run_flags = ctx.src.run_flags()
-    load = {k: (run_flags or f).get(k, f[k]) for k in ("input_height", "input_width", "crop")}
     try:
         paths = dataset.list_images(f["data_dir"], f["dataset"], f["input_fname_pattern"])
     except FileNotFoundError as e:
         ctx.out.skip(figure, f"no real faces to compare with: {e}")
-        return None, None
-    paths = [p for p in paths if p not in set(exclude)]
+        return None, None, None
     order = ctx.rng(figure).permutation(len(paths))
     chosen = []
     for i in order:
@@ -532,17 +527,20 @@ def real_crops(ctx, n, figure, exclude=()):
             chosen.append(paths[i])
     if not chosen:
         ctx.out.skip(figure, f"none of the images under {os.path.join(f['data_dir'], f['dataset'])} can be read")
-        return None, None
-    return load_crops(ctx, chosen, load), chosen
+        return None, None, None
+    return load_crops(ctx, chosen), chosen, paths
 
 
-def load_crops(ctx, paths, load):
-    """Real images as the trainer sees them: dataset.load_image at the generator's size, in [-1, 1]."""
+def load_crops(ctx, paths):
+    """Real images as the trainer sees them: dataset.load_image with the run's crop settings (these flags' for a
+    generator without a run) at the generator's size, in [-1, 1]."""
     import tensorflow as tf  # already loaded with the generator; imported here as only real crops need tf.data
     cfg = ctx.cfg
+    settings = ctx.src.run_flags() or ctx.f
+    load = {k: settings.get(k, ctx.f[k]) for k in ("input_height", "input_width", "crop")}
 
     def load_one(path):
-        return dataset.load_image(path, load["input_height"], load["input_width"] or load["input_height"],
+        return dataset.load_image(path, load["input_height"], load["input_width"],
                                   cfg.output_height, cfg.output_width, load["crop"], cfg.c_dim)
 
     ds = tf.data.Dataset.from_tensor_slices(np.asarray(paths)).map(
@@ -552,7 +550,7 @@ def load_crops(ctx, paths, load):
 
 def turing_test(ctx):
     n = ctx.f["real_num"]
-    real, real_paths = real_crops(ctx, n, "turing_test")
+    real, real_paths, _ = real_crops(ctx, n, "turing_test")
     if real is None:
         return
     fake = ctx.generate(ctx.prior("turing_test", len(real)))
@@ -673,7 +671,7 @@ def vector_arithmetic(ctx):
                          header="exemplars | face of their mean z")
     factor = cell_factor(result, LABEL_MIN_CELL)
     z_panel = grid(np.stack([enlarge(x, factor) for x in result]), (3, 3))
-    z_panel = np.concatenate([text_band("= z arithmetic (+-0.25)", z_panel.shape[1], 18, align="center"), z_panel])
+    z_panel = np.concatenate([text_band(f"= z arithmetic (+-{spread:g})", z_panel.shape[1], 18, align="center"), z_panel])
     pix = enlarge(pixel_result[0], factor)
     pix = np.concatenate([text_band("= in pixels", max(pix.shape[1], 90), 18, align="center"),
                           pad(pix, pix.shape[0], max(pix.shape[1], 90))])
@@ -712,19 +710,17 @@ def nearest_neighbours(ctx):
     with held-out real crops' distances to the same crops for scale."""
     f = ctx.f
     n = f["nn_num"]
-    held, held_paths = real_crops(ctx, n, "nearest_neighbours")
+    held, held_paths, all_paths = real_crops(ctx, n, "nearest_neighbours")
     if held is None:
         return
-    paths = dataset.list_images(f["data_dir"], f["dataset"], f["input_fname_pattern"])
-    paths = [p for p in paths if p not in set(held_paths)]
+    held_set = set(held_paths)
+    paths = [p for p in all_paths if p not in held_set]
     if f["nn_pool"]:
         paths = [paths[i] for i in np.sort(ctx.rng("nn_pool").permutation(len(paths))[:f["nn_pool"]])]
     paths, skipped = dataset.scan_images(paths, max_warnings=5)
     if not paths:
         ctx.out.skip("nearest_neighbours", "no readable training crops to search")
         return
-    run_flags = ctx.src.run_flags()
-    load = {k: (run_flags or f).get(k, f[k]) for k in ("input_height", "input_width", "crop")}
     logging.info("searching %d training crops for nearest neighbours", len(paths))
     fake = ctx.generate(ctx.prior("nearest_neighbours", n))
     # float64: |a|^2 + |b|^2 - 2ab loses the small distances (an exact copy would not come out as 0) in float32.
@@ -733,7 +729,7 @@ def nearest_neighbours(ctx):
     best_i = np.zeros((len(queries), NN_SHOWN), int)
     chunk = 1024
     for start in range(0, len(paths), chunk):
-        crops = load_crops(ctx, paths[start:start + chunk], load).reshape(-1, queries.shape[1]).astype(np.float64)
+        crops = load_crops(ctx, paths[start:start + chunk]).reshape(-1, queries.shape[1]).astype(np.float64)
         # RMS distance on [0, 1] pixels: ||a - b||^2 = |a|^2 + |b|^2 - 2ab, in [-1, 1] units, halved.
         d2 = (queries ** 2).sum(1)[:, None] + (crops ** 2).sum(1)[None] - 2 * queries @ crops.T
         d = np.sqrt(np.maximum(d2, 0) / queries.shape[1]) / 2
@@ -742,7 +738,7 @@ def nearest_neighbours(ctx):
         keep = np.argsort(all_d, axis=1)[:, :NN_SHOWN]
         best_d, best_i = np.take_along_axis(all_d, keep, 1), np.take_along_axis(all_i, keep, 1)
     shown = sorted(set(best_i.ravel().tolist()))
-    neighbours = dict(zip(shown, pixels(load_crops(ctx, [paths[i] for i in shown], load))))
+    neighbours = dict(zip(shown, pixels(load_crops(ctx, [paths[i] for i in shown]))))
     query_px = pixels(np.concatenate([fake, held]))
     rows, labels = [], []
     for q in range(len(queries)):

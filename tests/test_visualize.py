@@ -174,8 +174,11 @@ def test_paper_figures_and_recorded_skips(tmp_path, monkeypatch):
     index = index_of(result)
     skipped = {s["figure"]: s["reason"] for s in result["skipped"]}
     assert "training_progression" in skipped and "training_frames" in skipped["training_progression"]
-    for name in ("interpolation_linear.png", "interpolation_slerp.png"):
-        assert utils.imread(str(out / name)).shape == (8 * 16, 10 * 16, 3)
+    lin, sl = (utils.imread(str(out / f"interpolation_{k}.png")) for k in ("linear", "slerp"))
+    assert lin.shape == sl.shape == (8 * 16, 10 * 16, 3)
+    # The same pairs (equal end columns), joined by different paths.
+    assert np.array_equal(lin[:, :16], sl[:, :16]) and np.array_equal(lin[:, -16:], sl[:, -16:])
+    assert not np.array_equal(lin[:, 16:-16], sl[:, 16:-16])
     assert index["vector_arithmetic.png"]["groups"] == [[0, 1, 2], [3], [4, 5]]
     assert "turn_vector" in skipped  # no faces found to pick left/right-facing ones
     nn = json.load(open(out / "nearest_neighbours.json"))
