@@ -62,6 +62,7 @@ def add_crawl_parser(sub):
     p.add_argument("--max_time", type=float, default=60.0, help="seconds for a whole download [60]")
     p.add_argument("--max_bytes", type=int, default=20_000_000, help="largest body to download [20000000]")
     p.add_argument("--max_redirects", type=int, default=5, help="redirects followed per URL [5]")
+    p.add_argument("--max_pixels", type=int, default=40_000_000, help="refuse images with more pixels [40000000]")
     p.add_argument("--user_agent", default=None, help="User-Agent header (and robots.txt agent name)")
     p.add_argument("--allow_private", action="store_true",
                    help="follow links and redirects to private/loopback addresses (hosts you name are always allowed)")
@@ -83,7 +84,8 @@ def run_crawl(a):
                         max_depth=a.max_depth, max_pages=a.max_pages, max_images=a.max_images, delay=a.delay,
                         concurrency=a.concurrency, connect_timeout=a.connect_timeout, read_timeout=a.read_timeout,
                         max_time=a.max_time, max_bytes=a.max_bytes, max_redirects=a.max_redirects,
-                        allow_private=a.allow_private, retry_failed=a.retry_failed, progress=not a.noprogress,
+                        max_pixels=a.max_pixels, allow_private=a.allow_private, retry_failed=a.retry_failed,
+                        progress=not a.noprogress,
                         **extra)
     print(crawl.format_summary(summary))
 

@@ -14,11 +14,11 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 import httpx
 from bs4 import BeautifulSoup
-from PIL import Image
 from tqdm import tqdm
 
 import utils
 from preprocess import manifest
+from preprocess.images import BadImage, load_rgb
 
 MANIFEST = "manifest.jsonl"
 USER_AGENT = "NeuralFaceCrawler/0.1 (+research face dataset; obeys robots.txt)"
@@ -259,17 +259,12 @@ class Crawler:
         status, final, ctype, body = self.get(url, accept="image/")
         info = {"final_url": final, "status": status, "content_type": ctype, "bytes": len(body),
                 "sha256": hashlib.sha256(body).hexdigest()}
-        try:
-            with Image.open(io.BytesIO(body)) as im:
-                info.update(format=im.format, width=im.width, height=im.height)
-                if im.width * im.height > self.opts["max_pixels"]:
-                    raise FetchError(f"too large: {im.width}x{im.height} pixels over --max_pixels", status, final)
-                im.load()  # a cut-off or corrupt body fails here, not later in the faces step
-        except FetchError:
-            raise
-        except Exception as e:  # Pillow raises many types for bad bytes; all mean the same here
-            kind = "not an image" if isinstance(e, Image.UnidentifiedImageError) else "broken image"
-            raise FetchError(f"{kind}: {e}"[:200], status, final) from None
+        try:  # decoded as the faces step will, so a cut-off or corrupt body fails here, not later
+            _, decoded = load_rgb(io.BytesIO(body), self.opts["max_pixels"])
+        except BadImage as e:
+            reason = str(e) if str(e).startswith(("too large", "not an image")) else f"broken image: {e}"
+            raise FetchError(reason[:200], status, final) from None
+        info.update(format=decoded["format"], width=decoded["width"], height=decoded["height"])
         if info["format"] not in FORMATS:
             raise FetchError(f"unsupported image format {info['format']}", status, final)
         info["body"] = body
