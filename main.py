@@ -52,7 +52,21 @@ flags.DEFINE_integer("sample_num", 64, "Faces written by sample mode (any number
 flags.DEFINE_integer("gf_dim", 64, "Generator filters in the last transposed conv [64]")
 flags.DEFINE_integer("df_dim", 64, "Discriminator filters in the first conv [64]")
 flags.DEFINE_integer("c_dim", None, "Image channels (1 or 3); None = detect from the images [None]")
-flags.DEFINE_integer("max_steps", 0, "Stop after this many training steps in this invocation (0: no limit) [0]")
+flags.DEFINE_integer("max_steps", 0, "Stop after this many training steps in this invocation, across epochs "
+                     "(0: no limit) [0]")
+flags.DEFINE_enum("precision", "auto", list(model.PRECISIONS),
+                  "Training precision: float32 or a Keras mixed policy (tanh, D's logit and the losses stay float32; "
+                  "float16 with loss scaling); auto = bfloat16 on CPUs with bf16 units, float16 on CUDA GPUs with "
+                  "tensor cores, else float32; a resumed run keeps its own unless given [auto]")
+flags.DEFINE_integer("steps_per_loop", 20, "Training steps per compiled loop (one trip to Python per loop) [20]")
+flags.DEFINE_integer("log_freq", 10, "Write the losses to TensorBoard every this many steps (0: never) [10]")
+flags.DEFINE_integer("hist_freq", 500, "Write D's outputs and z as histograms every this many steps [500]")
+flags.DEFINE_integer("snapshot_freq", 1, "Every this many epochs keep the generator (snapshots/epoch_N) and the "
+                     "epoch's fixed-z grid (samples/epoch_N.png) (0: never) [1]")
+flags.DEFINE_float("holdout", 0.0, "Keep this fraction of the images (seeded) out of training, listed in the run's "
+                   "holdout.txt, for the memorisation check [0]")
+flags.DEFINE_integer("max_pixels", 40_000_000, "Skip training images with more pixels (decompression bombs) "
+                     "[40000000]")
 flags.DEFINE_boolean("progress", True, "Show a progress bar while training [True]")
 flags.DEFINE_string("export_dir", "", "Where --export writes; empty = <run folder>/export []")
 flags.DEFINE_enum("export_dtype", "float32", ["float32", "float16"], "dtype of the exported generator.npz [float32]")
@@ -95,6 +109,12 @@ def resolved_flags():
     f["out_name"] = f["out_name"] or runs.default_out_name(f["dataset"], f["output_height"], f["output_width"])
     f["data_dir"], f["out_dir"] = os.path.expanduser(f["data_dir"]), os.path.expanduser(f["out_dir"])
     f["no_progress"] = not f.pop("progress")
+    f["precision_given"] = FLAGS["precision"].present
+    if not 0 <= f["holdout"] < 1:
+        raise ValueError(f"--holdout must be a fraction in [0, 1), got {f['holdout']}")
+    for name in ("steps_per_loop", "batch_size", "epoch"):
+        if f[name] < 1:
+            raise ValueError(f"--{name} must be at least 1, got {f[name]}")
     return f
 
 
@@ -104,10 +124,10 @@ def main(argv):
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.INFO)
         tf.get_logger().setLevel("WARNING")  # TF's own INFO lines (checkpoint sharding, SavedModel assets)
-    f = resolved_flags()
-    model.check_output_size(f["output_height"], f["output_width"])
-    paths = runs.run_paths(f["out_dir"], f["out_name"], f["checkpoint_dir"], f["sample_dir"])
     try:
+        f = resolved_flags()
+        model.check_output_size(f["output_height"], f["output_width"])
+        paths = runs.run_paths(f["out_dir"], f["out_name"], f["checkpoint_dir"], f["sample_dir"])
         if f["train"]:
             result = train.train(f)
             logging.info("run folder: %s", result["run_dir"])

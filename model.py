@@ -79,58 +79,131 @@ def generator_sizes(height, width):
     return sizes
 
 
-def make_generator(cfg):
-    """G: linear z -> s/16 x s/16 x 8gf, BN, ReLU; four 5x5 stride-2 transposed convs; tanh."""
+def make_generator(cfg, dtype=None):
+    """G: linear z -> s/16 x s/16 x 8gf, BN, ReLU; four 5x5 stride-2 transposed convs; tanh (always float32)."""
     sizes = generator_sizes(cfg.output_height, cfg.output_width)
     (h16, w16) = sizes[0]
     z = keras.Input(shape=(cfg.z_dim,), name="z")
-    x = linear(cfg.gf_dim * 8 * h16 * w16, "g_h0_lin")(z)
-    x = layers.Reshape((h16, w16, cfg.gf_dim * 8), name="g_h0_reshape")(x)
-    x = layers.ReLU(name="g_h0_relu")(batch_norm("g_bn0")(x))
+    x = linear(cfg.gf_dim * 8 * h16 * w16, "g_h0_lin", dtype)(z)
+    x = layers.Reshape((h16, w16, cfg.gf_dim * 8), name="g_h0_reshape", dtype=dtype)(x)
+    x = layers.ReLU(name="g_h0_relu", dtype=dtype)(batch_norm("g_bn0", dtype)(x))
     for i, filters in enumerate((cfg.gf_dim * 4, cfg.gf_dim * 2, cfg.gf_dim), start=1):
-        x = deconv2d(filters, sizes[i - 1], sizes[i], f"g_h{i}")(x)
-        x = layers.ReLU(name=f"g_h{i}_relu")(batch_norm(f"g_bn{i}")(x))
-    x = deconv2d(cfg.c_dim, sizes[3], sizes[4], "g_h4")(x)
-    images = layers.Activation("tanh", name="g_tanh")(x)
+        x = deconv2d(filters, sizes[i - 1], sizes[i], f"g_h{i}", dtype)(x)
+        x = layers.ReLU(name=f"g_h{i}_relu", dtype=dtype)(batch_norm(f"g_bn{i}", dtype)(x))
+    x = deconv2d(cfg.c_dim, sizes[3], sizes[4], "g_h4", dtype)(x)
+    images = layers.Activation("tanh", name="g_tanh", dtype="float32")(x)
     return keras.Model(z, images, name="generator")
 
 
-def make_discriminator(cfg):
-    """D: four 5x5 stride-2 convs (BN on all but the first), LeakyReLU 0.2, linear -> one logit."""
+def make_discriminator(cfg, dtype=None):
+    """D: four 5x5 stride-2 convs (BN on all but the first), LeakyReLU 0.2, linear -> one float32 logit."""
     images = keras.Input(shape=(cfg.output_height, cfg.output_width, cfg.c_dim), name="images")
-    x = lrelu("d_h0_lrelu")(conv2d(cfg.df_dim, "d_h0_conv")(images))
+    x = lrelu("d_h0_lrelu", dtype)(conv2d(cfg.df_dim, "d_h0_conv", dtype)(images))
     for i, filters in enumerate((cfg.df_dim * 2, cfg.df_dim * 4, cfg.df_dim * 8), start=1):
-        x = lrelu(f"d_h{i}_lrelu")(batch_norm(f"d_bn{i}")(conv2d(filters, f"d_h{i}_conv")(x)))
-    x = layers.Flatten(name="d_flatten")(x)
-    logits = linear(1, "d_h4_lin")(x)
+        x = lrelu(f"d_h{i}_lrelu", dtype)(batch_norm(f"d_bn{i}", dtype)(conv2d(filters, f"d_h{i}_conv", dtype)(x)))
+    x = layers.Flatten(name="d_flatten", dtype=dtype)(x)
+    logits = linear(1, "d_h4_lin", "float32")(x)  # the logit and so the losses in float32 under mixed precision
     return keras.Model(images, logits, name="discriminator")
 
 
-def _bce(labels_like, logits, label):
-    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
-        labels=tf.fill(tf.shape(labels_like), label), logits=logits))
+# ---------------------------------------------------------------- precision
+
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+
+
+def cpu_flags():
+    """The CPU feature flags Linux reports (empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def resolve_precision(precision):
+    """The Keras dtype policy for --precision; auto: float16 on CUDA GPUs with tensor cores (compute capability
+    7.0+), bfloat16 on CPUs with bf16 units (AVX512-BF16 or AMX-BF16), else float32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability") or (0, 0)
+        return "mixed_float16" if tuple(capability) >= (7, 0) else "float32"
+    return "mixed_bfloat16" if cpu_flags() & {"avx512_bf16", "amx_bf16"} else "float32"
+
+
+def _bce(logits, label):
+    logits = tf.cast(logits, tf.float32)
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.fill(tf.shape(logits), label),
+                                                                  logits=logits))
+
+
+LOSS_NAMES = ("d_loss", "d_loss_real", "d_loss_fake", "g_loss")
 
 
 class DCGAN:
-    """The two networks, their Adam optimisers and one compiled training step (1 D update, g_updates G updates)."""
+    """The two networks, their Adam optimisers, the training position (step, epoch, batch) and one compiled
+    loop of training steps (each: 1 D update, then g_updates G updates), with z drawn on the device."""
 
-    def __init__(self, cfg, learning_rate=0.0002, beta1=0.5, g_updates=2):
+    def __init__(self, cfg, learning_rate=0.0002, beta1=0.5, g_updates=2, precision="float32", seed=0,
+                 batches_per_epoch=None):
         if g_updates < 1:
             raise ValueError(f"--g_updates must be at least 1, got {g_updates}")
-        self.cfg = cfg
-        self.g_updates = g_updates
-        self.generator = make_generator(cfg)
-        self.discriminator = make_discriminator(cfg)
+        if precision not in PRECISIONS[1:]:
+            raise ValueError(f"precision must be resolved to one of {', '.join(PRECISIONS[1:])}, got {precision!r}")
+        self.cfg, self.g_updates, self.precision = cfg, g_updates, precision
+        self.generator = make_generator(cfg, precision)
+        self.discriminator = make_discriminator(cfg, precision)
         # epsilon 1e-8 is TF1's AdamOptimizer default, which the original used.
-        self.g_optimizer = keras.optimizers.Adam(learning_rate, beta_1=beta1, epsilon=1e-8)
-        self.d_optimizer = keras.optimizers.Adam(learning_rate, beta_1=beta1, epsilon=1e-8)
+        self.g_adam = keras.optimizers.Adam(learning_rate, beta_1=beta1, epsilon=1e-8)
+        self.d_adam = keras.optimizers.Adam(learning_rate, beta_1=beta1, epsilon=1e-8)
+        if precision == "mixed_float16":  # float16 gradients underflow without loss scaling; bfloat16 needs none
+            self.g_optimizer = keras.optimizers.LossScaleOptimizer(self.g_adam)
+            self.d_optimizer = keras.optimizers.LossScaleOptimizer(self.d_adam)
+        else:
+            self.g_optimizer, self.d_optimizer = self.g_adam, self.d_adam
         self.g_optimizer.build(self.generator.trainable_variables)
         self.d_optimizer.build(self.discriminator.trainable_variables)
+        # The position after the last finished step, updated inside the compiled loop together with the weights,
+        # so an interrupt can never separate the two.
+        self.step = tf.Variable(0, dtype=tf.int64, name="step", trainable=False)
+        self.epoch = tf.Variable(0, dtype=tf.int64, name="epoch", trainable=False)
+        self.batch_in_epoch = tf.Variable(0, dtype=tf.int64, name="batch_in_epoch", trainable=False)
+        self.seed = int(seed)
+        self.batches_per_epoch = batches_per_epoch
         spec_images = tf.TensorSpec([None, cfg.output_height, cfg.output_width, cfg.c_dim], tf.float32)
         spec_z = tf.TensorSpec([None, cfg.z_dim], tf.float32)
         # The batch dimension stays None, so the last, smaller sample batch or a new batch size needs no retrace.
         self.train_step = tf.function(self._train_step, input_signature=[spec_images, spec_z])
         self.generate = tf.function(self._generate, input_signature=[spec_z])
+        self.train_loop = tf.function(self._train_loop)
+
+    def checkpoint_objects(self):
+        """What a training checkpoint holds; the loss scale only under mixed_float16."""
+        objects = dict(generator=self.generator, discriminator=self.discriminator, g_optimizer=self.g_adam,
+                       d_optimizer=self.d_adam, step=self.step, epoch=self.epoch, batch_in_epoch=self.batch_in_epoch)
+        if self.g_optimizer is not self.g_adam:
+            objects.update(g_loss_scale=self.g_optimizer, d_loss_scale=self.d_optimizer)
+        return objects
+
+    def draw_z(self, n, step):
+        """z for one step, from a stateless RNG keyed by (seed, step): repeatable, and the same after a resume."""
+        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64)])
+        shape = tf.stack([n, self.cfg.z_dim])
+        if self.cfg.z_dist == "normal01":
+            return tf.random.stateless_normal(shape, seed)
+        low = -1.0 if self.cfg.z_dist == "uniform_signed" else 0.0
+        return tf.random.stateless_uniform(shape, seed, minval=low, maxval=1.0)
+
+    def _update(self, optimizer, tape, loss, variables):
+        if optimizer is not self.g_adam and optimizer is not self.d_adam:
+            loss = optimizer.scale_loss(loss)  # LossScaleOptimizer unscales (and skips non-finite steps) in apply
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
 
     def _train_step(self, images, z):
         G, D = self.generator, self.discriminator
@@ -138,21 +211,46 @@ class DCGAN:
             fake = G(z, training=True)
             real_logits = D(images, training=True)
             fake_logits = D(fake, training=True)
-            d_loss_real = _bce(real_logits, real_logits, 1.0)
-            d_loss_fake = _bce(fake_logits, fake_logits, 0.0)
+            d_loss_real = _bce(real_logits, 1.0)
+            d_loss_fake = _bce(fake_logits, 0.0)
             d_loss = d_loss_real + d_loss_fake
-        grads = tape.gradient(d_loss, D.trainable_variables)
-        self.d_optimizer.apply_gradients(zip(grads, D.trainable_variables))
+        self._update(self.d_optimizer, tape, d_loss, D.trainable_variables)
         # The original ran the G update twice per D update "to make sure that d_loss does not go to zero".
         g_loss = tf.constant(0.0)
         for _ in range(self.g_updates):
             with tf.GradientTape() as tape:
-                g_logits = D(G(z, training=True), training=True)
-                g_loss = _bce(g_logits, g_logits, 1.0)
-            grads = tape.gradient(g_loss, G.trainable_variables)
-            self.g_optimizer.apply_gradients(zip(grads, G.trainable_variables))
+                g_loss = _bce(D(G(z, training=True), training=True), 1.0)
+            self._update(self.g_optimizer, tape, g_loss, G.trainable_variables)
         return {"d_loss": d_loss, "d_loss_real": d_loss_real, "d_loss_fake": d_loss_fake, "g_loss": g_loss,
-                "d_real": tf.sigmoid(real_logits), "d_fake": tf.sigmoid(fake_logits)}
+                "d_real": tf.sigmoid(tf.cast(real_logits, tf.float32)),
+                "d_fake": tf.sigmoid(tf.cast(fake_logits, tf.float32))}
+
+    def _advance(self):
+        self.step.assign_add(1)
+        if self.batches_per_epoch is None:
+            return
+        next_batch = self.batch_in_epoch + 1
+        end = next_batch >= self.batches_per_epoch
+        self.epoch.assign_add(tf.cast(end, tf.int64))
+        self.batch_in_epoch.assign(tf.where(end, tf.constant(0, tf.int64), next_batch))
+
+    def _train_loop(self, iterator, num_steps):
+        """num_steps training steps on uint8 batches from iterator, with no trip to Python between them.
+        Returns the (num_steps, 4) losses (LOSS_NAMES), and D's outputs and z of the last step."""
+        losses = tf.TensorArray(tf.float32, size=num_steps)
+        d_real = d_fake = tf.zeros([0, 1])
+        z = tf.zeros([0, self.cfg.z_dim])
+        for i in tf.range(num_steps):
+            tf.autograph.experimental.set_loop_options(shape_invariants=[
+                (d_real, tf.TensorShape([None, 1])), (d_fake, tf.TensorShape([None, 1])),
+                (z, tf.TensorShape([None, self.cfg.z_dim]))])
+            images = tf.cast(next(iterator), tf.float32) / 127.5 - 1.0
+            z = self.draw_z(tf.shape(images, out_type=tf.int32)[0], self.step + 1)
+            out = self._train_step(images, z)
+            losses = losses.write(i, tf.stack([out[k] for k in LOSS_NAMES]))
+            d_real, d_fake = out["d_real"], out["d_fake"]
+            self._advance()
+        return losses.stack(), d_real, d_fake, z
 
     def _generate(self, z):
         # The original's sampler: batch norm with the moving statistics (train=False).

@@ -1,4 +1,4 @@
-"""Layer builders for the DCGAN, with the original's initialisers and batch-norm settings."""
+"""Layer builders for the DCGAN, with the original's initialisers and batch-norm settings (dtype: a Keras policy)."""
 import math
 
 import keras
@@ -9,15 +9,15 @@ BN_MOMENTUM = 0.9  # tf.contrib.layers.batch_norm(decay=0.9)
 BN_EPSILON = 1e-5
 
 
-def conv2d(filters, name):
+def conv2d(filters, name, dtype=None):
     """5x5 stride-2 convolution of the discriminator (truncated normal, as the original's conv2d)."""
     return layers.Conv2D(
-        filters, 5, strides=2, padding="same", name=name,
+        filters, 5, strides=2, padding="same", name=name, dtype=dtype,
         kernel_initializer=keras.initializers.TruncatedNormal(stddev=WEIGHT_STDDEV),
         bias_initializer="zeros")
 
 
-def deconv2d(filters, input_size, output_size, name):
+def deconv2d(filters, input_size, output_size, name, dtype=None):
     """5x5 stride-2 transposed convolution from input_size=(h, w) to output_size=(h, w).
 
     The original passed an explicit output shape to tf.nn.conv2d_transpose, so odd sizes (7 -> 14 for
@@ -27,27 +27,27 @@ def deconv2d(filters, input_size, output_size, name):
     if not all(p in (0, 1) for p in padding):
         raise ValueError(f"cannot upsample {input_size} to {output_size} with one stride-2 transposed conv")
     return layers.Conv2DTranspose(
-        filters, 5, strides=2, padding="same", output_padding=padding, name=name,
+        filters, 5, strides=2, padding="same", output_padding=padding, name=name, dtype=dtype,
         kernel_initializer=keras.initializers.RandomNormal(stddev=WEIGHT_STDDEV),
         bias_initializer="zeros")
 
 
-def linear(units, name):
+def linear(units, name, dtype=None):
     """Fully connected layer (the original's `linear`: N(0, 0.02) matrix, zero bias)."""
     return layers.Dense(
-        units, name=name,
+        units, name=name, dtype=dtype,
         kernel_initializer=keras.initializers.RandomNormal(stddev=WEIGHT_STDDEV),
         bias_initializer="zeros")
 
 
-def batch_norm(name):
+def batch_norm(name, dtype=None):
     """Batch normalisation with the original's decay 0.9, epsilon 1e-5 and a learned scale."""
-    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, scale=True, name=name)
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, scale=True, name=name, dtype=dtype)
 
 
-def lrelu(name):
+def lrelu(name, dtype=None):
     """Leaky ReLU with slope 0.2."""
-    return layers.LeakyReLU(negative_slope=0.2, name=name)
+    return layers.LeakyReLU(negative_slope=0.2, name=name, dtype=dtype)
 
 
 def conv_out_size_same(size, stride):

@@ -10,6 +10,7 @@ import utils
 
 FLAGS_FILE = "flags.json"
 SAMPLE_Z_FILE = "sample_z.npy"
+HOLDOUT_FILE = "holdout.txt"  # the training images --holdout kept out of training, one path a line
 # The generator shipped in the repository, used when the user has trained nothing yet.
 SHIPPED_GENERATOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "checkpoints", "faces_64")
 

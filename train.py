@@ -1,8 +1,9 @@
-"""The training loop: run folder, checkpoints and exact resume, fixed-z sample grids, TensorBoard logs."""
+"""The training loop: run folder, checkpoints and exact resume, fixed-z sample grids, snapshots, TensorBoard logs."""
 import hashlib
 import logging as pylogging
 import os
 import signal
+import threading
 import time
 
 import keras
@@ -15,6 +16,7 @@ import dataset
 import model
 import runs
 import utils
+
 
 class NonFiniteLossError(RuntimeError):
     pass
@@ -38,8 +40,22 @@ def _check_resume(previous, cfg, paths):
             + "; pass the same flags to resume it, or --out_name <new name> to start a new run")
 
 
+def _choose_precision(flags, previous):
+    """The resolved precision: --precision when given, else the run's own when resuming, else auto's choice.
+    float16's loss scale lives in the checkpoint, so a run cannot move between float16 and the others."""
+    asked = flags["precision"]
+    if previous is not None and "precision" in previous and not flags.get("precision_given"):
+        return previous["precision"]
+    chosen = model.resolve_precision(asked)
+    if previous is not None and "precision" in previous and \
+            (chosen == "mixed_float16") != (previous["precision"] == "mixed_float16"):
+        raise ValueError(f"{previous['out_name']} was trained with --precision {previous['precision']}; float16's "
+                         "loss scale is part of its checkpoints, so resume it with that precision")
+    return chosen
+
+
 def _files_digest(files):
-    return hashlib.sha256("\n".join(files).encode()).hexdigest()[:16]
+    return hashlib.sha256("\n".join(files).encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 def train(flags):
@@ -55,12 +71,34 @@ def train(flags):
         handler.close()
 
 
-def _train(flags, paths):
+def _load_data(flags, paths, seed):
+    """The decoded training set (each file's fate decided once) and the load settings it was decoded with."""
     all_files = dataset.list_images(flags["data_dir"], flags["dataset"], flags["input_fname_pattern"])
-    files, skipped = dataset.scan_images(all_files)
-    if skipped:
-        utils.atomic_write(os.path.join(paths.run_dir, "skipped_files.txt"),
-                           lambda f: f.write("".join(f"{p}\t{r}\n" for p, r in skipped)), mode="w")
+    load = dict(input_height=flags["input_height"], input_width=flags["input_width"],
+                output_height=flags["output_height"], output_width=flags["output_width"], crop=flags["crop"])
+    data = dataset.prepare_images(all_files, load, os.path.join(paths.run_dir, "cache"), flags["max_pixels"])
+    if data.skipped:
+        for path, reason in data.skipped[:50]:
+            logging.warning("skipping %s: %s", path, reason)
+        if len(data.skipped) > 50:
+            logging.warning("skipped %d more files (all are listed in skipped_files.txt)", len(data.skipped) - 50)
+    utils.atomic_write(os.path.join(paths.run_dir, "skipped_files.txt"),
+                       lambda f: f.write("".join(f"{p}\t{r}\n" for p, r in data.skipped).encode(
+                           "utf-8", "surrogateescape")))
+    index = np.arange(len(data.files))
+    if flags["holdout"]:
+        # A fixed, seeded slice never trained on: the real side of the memorisation check (metrics nn).
+        held = np.sort(np.random.default_rng([seed, 3]).permutation(len(index))[:round(flags["holdout"] * len(index))])
+        utils.atomic_write(os.path.join(paths.run_dir, runs.HOLDOUT_FILE), lambda f: f.write(
+            "".join(data.files[i] + "\n" for i in held).encode("utf-8", "surrogateescape")))
+        index = np.setdiff1d(index, held)
+    if flags["train_size"] and flags["train_size"] < len(index):
+        # A fixed subset (seeded), so every epoch trains on the same train_size images.
+        index = np.sort(np.random.default_rng(seed).permutation(len(index))[:flags["train_size"]])
+    return data, index, load
+
+
+def _train(flags, paths):
     previous = runs.read_run_flags(paths.run_dir)
     if previous is not None:  # resuming: keep the seed, so the data order and z continue where they stopped
         seed = previous["seed"]
@@ -68,42 +106,42 @@ def _train(flags, paths):
         seed = flags["seed"]
     else:
         seed = int(np.random.SeedSequence().entropy % (2 ** 31))
-    if flags["train_size"] and flags["train_size"] < len(files):
-        # A fixed subset (seeded), so every epoch trains on the same train_size images.
-        keep = np.sort(np.random.default_rng(seed).permutation(len(files))[:flags["train_size"]])
-        files = [files[i] for i in keep]
+    data, index, load = _load_data(flags, paths, seed)
+    files = [data.files[i] for i in index]
     batch_size = flags["batch_size"]
     if len(files) < batch_size:
         raise ValueError(f"only {len(files)} usable images in {os.path.join(flags['data_dir'], flags['dataset'])} "
-                         f"({len(skipped)} skipped), fewer than one batch of --batch_size={batch_size}; "
+                         f"({len(data.skipped)} skipped), fewer than one batch of --batch_size={batch_size}; "
                          "add images or lower --batch_size")
-    c_dim = flags["c_dim"] or dataset.detect_channels(files)
+    c_dim = flags["c_dim"] or data.channels()
+    pixels = data.pixels if len(index) == len(data.files) else data.pixels[index]
     cfg = model.ModelConfig(output_height=flags["output_height"], output_width=flags["output_width"], c_dim=c_dim,
                             z_dim=flags["z_dim"], z_dist=flags["z_dist"], gf_dim=flags["gf_dim"],
                             df_dim=flags["df_dim"])
+    precision = _choose_precision(flags, previous)
     digest = _files_digest(files)
     if previous is not None:
         _check_resume(previous, cfg, paths)
         if previous.get("files_digest") != digest:
             logging.warning("the image list differs from the one this run last trained on; "
                             "batches from here on follow the new list")
-    utils.write_json(paths.flags_file, {**flags, "seed": seed, "model": cfg.to_dict(), "files_digest": digest,
-                                        "num_images": len(files), "num_skipped": len(skipped)})
+    batches_per_epoch = len(files) // batch_size
+    utils.write_json(paths.flags_file, {**{k: v for k, v in flags.items() if k != "precision_given"},
+                                        "seed": seed, "model": cfg.to_dict(), "precision": precision,
+                                        "precision_flag": flags["precision"], "files_digest": digest,
+                                        "num_images": len(files), "num_skipped": len(data.skipped),
+                                        "batches_per_epoch": batches_per_epoch})
 
     keras.utils.set_random_seed(seed)  # the initial weights too, so a run is repeatable from its seed
-    gan = model.DCGAN(cfg, flags["learning_rate"], flags["beta1"], flags["g_updates"])
-    step = tf.Variable(0, dtype=tf.int64, name="step")
-    epoch_var = tf.Variable(0, dtype=tf.int64, name="epoch")
-    batch_var = tf.Variable(0, dtype=tf.int64, name="batch_in_epoch")  # next batch to train within epoch_var
-    ckpt = tf.train.Checkpoint(generator=gan.generator, discriminator=gan.discriminator,
-                               g_optimizer=gan.g_optimizer, d_optimizer=gan.d_optimizer,
-                               step=step, epoch=epoch_var, batch_in_epoch=batch_var)
+    gan = model.DCGAN(cfg, flags["learning_rate"], flags["beta1"], flags["g_updates"], precision, seed,
+                      batches_per_epoch)
+    ckpt = tf.train.Checkpoint(**gan.checkpoint_objects())
     manager = tf.train.CheckpointManager(ckpt, paths.checkpoint_dir, max_to_keep=flags["max_to_keep"],
                                          checkpoint_name="ckpt")
     if manager.latest_checkpoint:
         ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         logging.info("resumed %s: step %d, epoch %d, batch %d", manager.latest_checkpoint,
-                     int(step.numpy()), int(epoch_var.numpy()), int(batch_var.numpy()))
+                     int(gan.step.numpy()), int(gan.epoch.numpy()), int(gan.batch_in_epoch.numpy()))
     else:
         logging.info("new run in %s", paths.run_dir)
 
@@ -115,134 +153,148 @@ def _train(flags, paths):
         sample_z = model.sample_z(cfg.z_dist, min(batch_size, 64), cfg.z_dim, np.random.default_rng([seed, 1]))
         utils.atomic_write(sample_z_path, lambda f: np.save(f, sample_z))
     grid_size = utils.image_manifold_size(len(sample_z))
-
-    load_kwargs = dict(input_height=flags["input_height"], input_width=flags["input_width"],
-                       output_height=cfg.output_height, output_width=cfg.output_width,
-                       crop=flags["crop"], c_dim=cfg.c_dim)
-    batches_per_epoch = len(files) // batch_size
     writer = tf.summary.create_file_writer(paths.log_dir)
-    logging.info("training on %d images (%d batches of %d per epoch), model %s, seed %d",
-                 len(files), batches_per_epoch, batch_size, cfg, seed)
+    logging.info("training on %d images (%d batches of %d per epoch), model %s, precision %s, seed %d",
+                 len(files), batches_per_epoch, batch_size, cfg, precision, seed)
 
-    def save_samples(current_step):
+    def save_samples(name, current_step):
         images = gan.generate(tf.constant(sample_z)).numpy()
-        path = os.path.join(paths.sample_dir, f"train_{current_step:08d}.png")
+        path = os.path.join(paths.sample_dir, name)
         utils.save_images(images, grid_size, path)
         if flags["G_img_sum"]:
             with writer.as_default():
                 tf.summary.image("G", utils.inverse_transform(images), step=current_step, max_outputs=16)
         return path
 
-    # Ctrl-C and SIGTERM (a cluster pre-empting the job) both end the loop through KeyboardInterrupt.
-    previous_sigterm = signal.getsignal(signal.SIGTERM)
-    in_main_thread = hasattr(signal, "SIGTERM") and _is_main_thread()
-    if in_main_thread:
-        signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        status = _loop(flags, gan, files, seed, load_kwargs, step, epoch_var, batch_var, manager,
-                       writer, save_samples, batches_per_epoch)
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous_sigterm)
-        writer.close()
-    return {"run_dir": paths.run_dir, "step": int(step.numpy()), "epoch": int(epoch_var.numpy()),
-            "batch_in_epoch": int(batch_var.numpy()), "status": status, "checkpoint": manager.latest_checkpoint}
+    def end_of_epoch(epoch, current_step):
+        """Every --snapshot_freq epochs: the epoch's fixed-z grid (the training movie's frame) and the generator
+        weights (for metrics and choosing an epoch), under samples/ and snapshots/."""
+        if flags["snapshot_freq"] and epoch % flags["snapshot_freq"] == 0:
+            save_samples(f"epoch_{epoch:04d}.png", current_step)
+            model.save_generator_weights(gan.generator, cfg, os.path.join(paths.run_dir, "snapshots",
+                                                                          f"epoch_{epoch:04d}"),
+                                         step=current_step, epoch=epoch, images_seen=current_step * batch_size)
+
+    with _deferred_interrupts() as stop:
+        try:
+            status = _loop(flags, gan, pixels, seed, manager, writer, save_samples, end_of_epoch, stop)
+        finally:
+            writer.close()
+    return {"run_dir": paths.run_dir, "step": int(gan.step.numpy()), "epoch": int(gan.epoch.numpy()),
+            "batch_in_epoch": int(gan.batch_in_epoch.numpy()), "status": status,
+            "checkpoint": manager.latest_checkpoint, "precision": precision}
 
 
-def _is_main_thread():
-    import threading
-    return threading.current_thread() is threading.main_thread()
+class _deferred_interrupts:
+    """Ctrl-C and SIGTERM (a cluster pre-empting the job) set a flag the loop reads at its next boundary, where
+    the weights and the position agree; a second signal stops at once (still consistent: both change together
+    inside the compiled loop)."""
+
+    def __enter__(self):
+        self.signum = None
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.getsignal(sig)
+                signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            raise KeyboardInterrupt(f"signal {signum}")
+        self.signum = signum
+        logging.warning("signal %d: stopping at the end of this loop of steps (again to stop at once)", signum)
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        return False
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
+def _next_multiple(step, freq):
+    return (step // freq + 1) * freq if freq else None
 
 
-def _loop(flags, gan, files, seed, load_kwargs, step, epoch_var, batch_var, manager, writer, save_samples,
-          batches_per_epoch):
-    batch_size, num_epochs = flags["batch_size"], flags["epoch"]
-    max_steps = flags["max_steps"]
-    start_epoch = int(epoch_var.numpy())
+def _loop(flags, gan, pixels, seed, manager, writer, save_samples, end_of_epoch, stop):
+    batch_size, num_epochs, max_steps = flags["batch_size"], flags["epoch"], flags["max_steps"]
+    per_epoch = gan.batches_per_epoch
+    start_step, start_epoch = int(gan.step.numpy()), int(gan.epoch.numpy())
     if start_epoch >= num_epochs:
         logging.info("this run already finished %d epochs (--epoch=%d); raise --epoch to train further",
                      start_epoch, num_epochs)
         return "complete"
-    last_saved = int(step.numpy()) if manager.latest_checkpoint else -1
-    steps_this_call = 0
+    batches = dataset.index_batches(len(pixels), batch_size, seed, start_epoch, int(gan.batch_in_epoch.numpy()),
+                                    num_epochs, max_steps or None)
+    iterator = iter(dataset.make_dataset(pixels, batches, gan.cfg.c_dim))
+    last_saved = start_step if manager.latest_checkpoint else -1
+    end_step = start_step + len(batches)
+    bar = tqdm(total=num_epochs * per_epoch, initial=start_epoch * per_epoch + int(gan.batch_in_epoch.numpy()),
+               unit="batch", dynamic_ncols=True, disable=flags["no_progress"])
+    t_last, step_last, epoch_losses = time.perf_counter(), start_step, []
+    hist_next = start_step  # histograms on the first loop of every invocation, then every --hist_freq steps
     try:
-        for epoch in range(start_epoch, num_epochs):
-            start_batch = int(batch_var.numpy()) if epoch == start_epoch else 0
-            data = dataset.make_dataset(files, batch_size, load_kwargs, epoch, seed, start_batch)
-            bar = tqdm(total=batches_per_epoch, initial=start_batch, desc=f"epoch {epoch + 1}/{num_epochs}",
-                       unit="batch", dynamic_ncols=True, leave=False, disable=flags["no_progress"])
-            t_last, images_since, epoch_losses = time.perf_counter(), 0, []
-            for idx, images in enumerate(data, start=start_batch):
-                current = int(step.numpy()) + 1
-                z = model.sample_z(gan.cfg.z_dist, batch_size, gan.cfg.z_dim, np.random.default_rng([seed, 2, current]))
-                out = gan.train_step(images, tf.constant(z))
-                losses = {k: float(out[k]) for k in ("d_loss", "d_loss_real", "d_loss_fake", "g_loss")}
-                if not all(np.isfinite(v) for v in losses.values()):
-                    raise NonFiniteLossError(
-                        f"non-finite loss at step {current} (epoch {epoch + 1}, batch {idx + 1}): "
-                        + ", ".join(f"{k}={v:.4g}" for k, v in losses.items())
-                        + f"; nothing was saved after it, the last good checkpoint is {manager.latest_checkpoint}. "
-                        "Lower --learning_rate or check the images, then rerun to resume from that checkpoint.")
-                # Position after this batch: the next one to train.
-                step.assign(current)
-                if idx + 1 == batches_per_epoch:
-                    epoch_var.assign(epoch + 1)
-                    batch_var.assign(0)
-                else:
-                    batch_var.assign(idx + 1)
-                with writer.as_default(step=current):
-                    for k, v in losses.items():
-                        tf.summary.scalar(k, v)
-                    tf.summary.histogram("d", out["d_real"])
-                    tf.summary.histogram("d_", out["d_fake"])
-                    tf.summary.histogram("z", z)
-                images_since += batch_size
-                now = time.perf_counter()
-                bar.set_postfix(step=current, d_loss=f"{losses['d_loss']:.3f}", g_loss=f"{losses['g_loss']:.3f}",
-                                img_s=f"{images_since / max(now - t_last, 1e-9):.1f}", refresh=False)
-                bar.update(1)
-                if now - t_last > 10:
-                    t_last, images_since = now, 0
-                if flags["sample_freq"] and current % flags["sample_freq"] == 0:
-                    logging.info("step %d: d_loss %.4f g_loss %.4f, samples %s", current, losses["d_loss"],
-                                 losses["g_loss"], save_samples(current))
-                if flags["ckpt_freq"] and current % flags["ckpt_freq"] == 0:
-                    manager.save(checkpoint_number=current)
-                    last_saved = current
-                steps_this_call += 1
-                epoch_losses.append((losses["d_loss"], losses["g_loss"]))
-                if max_steps and steps_this_call >= max_steps:
-                    break
-            bar.close()
-            if max_steps and steps_this_call >= max_steps and int(epoch_var.numpy()) == epoch:
-                break
-            # Also reached when a file failed to decode and the epoch came up a batch short.
-            epoch_var.assign(epoch + 1)
-            batch_var.assign(0)
-            if epoch_losses:
-                d_mean, g_mean = np.mean(epoch_losses, axis=0)
-                logging.info("epoch %d/%d done at step %d: mean d_loss %.4f, g_loss %.4f", epoch + 1, num_epochs,
-                             int(step.numpy()), d_mean, g_mean)
-            if max_steps and steps_this_call >= max_steps:
-                break
+        step = start_step
+        while step < end_step and stop.signum is None:
+            # A loop ends at the next grid, checkpoint or epoch boundary, so those land on their exact steps.
+            bounds = [step + flags["steps_per_loop"], end_step, (step // per_epoch + 1) * per_epoch,
+                      _next_multiple(step, flags["sample_freq"]), _next_multiple(step, flags["ckpt_freq"])]
+            n = min(b for b in bounds if b is not None) - step
+            losses, d_real, d_fake, z = gan.train_loop(iterator, tf.constant(n, tf.int32))
+            losses = losses.numpy()
+            if not np.isfinite(losses).all():
+                bad = int(np.argmin(np.isfinite(losses).all(axis=1)))
+                shown = ", ".join(f"{k}={v:.4g}" for k, v in zip(model.LOSS_NAMES, losses[bad]))
+                raise NonFiniteLossError(
+                    f"non-finite loss at step {step + bad + 1} ({shown}); nothing was saved after it, the last good "
+                    f"checkpoint is {manager.latest_checkpoint}. Lower --learning_rate or check the images, then "
+                    "rerun to resume from that checkpoint.")
+            first, step = step, step + n
+            with writer.as_default():
+                for i in range(n):
+                    if flags["log_freq"] and (first + i + 1) % flags["log_freq"] == 0:
+                        for name, value in zip(model.LOSS_NAMES, losses[i]):
+                            tf.summary.scalar(name, value, step=first + i + 1)
+                if step > hist_next:
+                    tf.summary.histogram("d", d_real, step=step)
+                    tf.summary.histogram("d_", d_fake, step=step)
+                    tf.summary.histogram("z", z, step=step)
+                    hist_next = _next_multiple(step, flags["hist_freq"]) if flags["hist_freq"] else end_step
+            epoch_losses.append(losses)
+            now = time.perf_counter()
+            bar.set_postfix(step=step, d_loss=f"{losses[-1, 0]:.3f}", g_loss=f"{losses[-1, 3]:.3f}",
+                            img_s=f"{(step - step_last) * batch_size / max(now - t_last, 1e-9):.1f}", refresh=False)
+            bar.update(n)
+            if now - t_last > 30:
+                t_last, step_last = now, step
+            if flags["sample_freq"] and step % flags["sample_freq"] == 0:
+                logging.info("step %d: d_loss %.4f g_loss %.4f, samples %s", step, losses[-1, 0], losses[-1, 3],
+                             save_samples(f"train_{step:08d}.png", step))
+            epoch_done = step % per_epoch == 0
+            if (flags["ckpt_freq"] and step % flags["ckpt_freq"] == 0) or epoch_done:
+                manager.save(checkpoint_number=step)
+                last_saved = step
+            if epoch_done:
+                epoch = step // per_epoch
+                d_mean, g_mean = np.concatenate(epoch_losses)[:, [0, 3]].mean(axis=0)
+                epoch_losses = []
+                logging.info("epoch %d/%d done at step %d: mean d_loss %.4f, g_loss %.4f", epoch, num_epochs, step,
+                             d_mean, g_mean)
+                end_of_epoch(epoch, step)
     except KeyboardInterrupt:
-        current = int(step.numpy())
-        if current != last_saved:
-            manager.save(checkpoint_number=current)
-        logging.warning("interrupted at step %d; saved %s. Run the same command to resume.", current,
-                        manager.latest_checkpoint)
-        writer.flush()
-        raise
-    current = int(step.numpy())
+        stop.signum = stop.signum or signal.SIGINT
+    finally:
+        bar.close()
+    current = int(gan.step.numpy())
     if current != last_saved:
         manager.save(checkpoint_number=current)
+    writer.flush()
+    if stop.signum is not None:
+        logging.warning("interrupted at step %d; saved %s. Run the same command to resume.", current,
+                        manager.latest_checkpoint)
+        raise KeyboardInterrupt(f"signal {stop.signum}")
     if not flags["sample_freq"] or current % flags["sample_freq"]:
-        save_samples(current)
-    done = int(epoch_var.numpy()) >= num_epochs
+        save_samples(f"train_{current:08d}.png", current)
+    done = int(gan.epoch.numpy()) >= num_epochs
     logging.info("%s at step %d (epoch %d, batch %d); checkpoint %s", "finished" if done else "stopped",
-                 current, int(epoch_var.numpy()), int(batch_var.numpy()), manager.latest_checkpoint)
+                 current, int(gan.epoch.numpy()), int(gan.batch_in_epoch.numpy()), manager.latest_checkpoint)
     return "complete" if done else "stopped"

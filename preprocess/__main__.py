@@ -8,7 +8,8 @@ def add_faces_parser(sub):
     p = sub.add_parser("faces", help="detect, align and crop faces in a folder of photos",
                        description="Detect faces with dlib, align them (openface template or dlib face chip) and "
                                    "write square crops plus manifest.jsonl, faces_config.json and summary.json.")
-    p.add_argument("src", help="folder of photos, read recursively (e.g. the crawl's --out)")
+    p.add_argument("src", nargs="+", help="folder(s) of photos, read recursively (e.g. the crawl's --out); with "
+                                          "several, the manifest names inputs <folder name>/<path>")
     p.add_argument("--out", required=True, help="folder for the crops, e.g. data/faces (main.py --dataset faces)")
     p.add_argument("--detector", choices=["hog", "cnn"], default="hog", help="dlib HOG or CNN (mmod) detector [hog]")
     p.add_argument("--upsample", type=int, default=1, help="upsample the photo this many times to find small faces [1]")

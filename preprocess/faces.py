@@ -227,8 +227,9 @@ def pool_results(todo, workers, work, initializer, initargs):
 
 # ---------------------------------------------------------------- the run (main process)
 
-def list_inputs(src, out):
-    """Image files under src (recursive, sorted) as (path, relative path), and the count of other files ignored."""
+def list_inputs(src, out, prefix=""):
+    """Image files under src (recursive, sorted) as (path, prefix + relative path), and the count of other files
+    ignored."""
     out_real = os.path.realpath(out)
     items, ignored = [], 0
     for root, dirs, files in os.walk(src):
@@ -239,7 +240,7 @@ def list_inputs(src, out):
             if name.startswith(".") or not os.path.isfile(path):
                 continue
             if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
-                items.append((path, os.path.relpath(path, src)))
+                items.append((path, os.path.join(prefix, os.path.relpath(path, src))))
             else:
                 ignored += 1
     return items, ignored
@@ -325,13 +326,29 @@ def format_summary(s):
     return "\n".join(lines)
 
 
+def source_prefixes(sources):
+    """{folder: prefix of its inputs' names in the manifest}: none for one folder, its name for several."""
+    if len(sources) == 1:
+        return {sources[0]: ""}
+    names = [os.path.basename(os.path.normpath(s)) for s in sources]
+    if len(set(names)) != len(names):
+        raise ValueError(f"input folders must have different names to share one --out: {', '.join(sources)}")
+    return dict(zip(sources, names))
+
+
 def run(src, out, **options):
-    """Process every photo under src into aligned crops in out; returns the summary dict."""
+    """Process every photo under src (a folder, or a list of folders) into aligned crops in out; returns the
+    summary dict. With several folders, each input is recorded as <folder name>/<relative path>."""
     opts = default_options(**options)
-    if not os.path.isdir(src):
-        raise FileNotFoundError(f"input folder {src} does not exist")
-    if os.path.realpath(src) == os.path.realpath(out):
-        raise ValueError("--out must differ from the input folder (the crops would be read back as inputs)")
+    sources = [src] if isinstance(src, str) else list(src)
+    if not sources:
+        raise ValueError("name at least one input folder")
+    for s in sources:
+        if not os.path.isdir(s):
+            raise FileNotFoundError(f"input folder {s} does not exist")
+        if os.path.realpath(s) == os.path.realpath(out):
+            raise ValueError("--out must differ from the input folder (the crops would be read back as inputs)")
+    prefixes = source_prefixes(sources)
     # Missing model files fail here with a clear message, not as every worker dying at start-up.
     dlib_models.model_path("landmarks68")
     if opts["align"] == "chip":
@@ -342,7 +359,11 @@ def run(src, out, **options):
     check_config(out, opts)
     manifest_path = os.path.join(out, MANIFEST)
     done = read_manifest(manifest_path)
-    items, ignored = list_inputs(src, out)
+    items, ignored = [], 0
+    for s, prefix in prefixes.items():
+        found, skipped_here = list_inputs(s, out, prefix)
+        items += found
+        ignored += skipped_here
     todo = [it for it in items if it[1] not in done]
 
     dups = NearDuplicates(opts["dup_distance"])
