@@ -1,6 +1,6 @@
 """Screenshot an exported web page in headless Chromium (Debian's chromium, driven by PyPI playwright).
 
-    python webshot.py SITE_DIR samples/web_page.png [--faces 8] [--lang en] [--backend auto]
+    python webshot.py SITE_DIR assets/web_page.png [--faces 8] [--lang en] [--backend auto]
 """
 import argparse
 import shutil
@@ -37,7 +37,7 @@ def screenshot(page, path, faces=8, full_page=False):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("site_dir", help="a folder written by `python main.py --export_web DIR`")
-    p.add_argument("out", help="PNG to write, e.g. samples/web_page.png")
+    p.add_argument("out", help="PNG to write, e.g. assets/web_page.png")
     p.add_argument("--faces", type=int, default=8, help="faces to draw into the strip first [8]")
     p.add_argument("--lang", default="en", choices=["en", "ko"])
     p.add_argument("--backend", default="auto", choices=["auto", "wasm", "webgl", "cpu"])

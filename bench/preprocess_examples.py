@@ -1,6 +1,6 @@
 """README figure: a few ../shared/data/faces_unaligned photos (box and 68 landmarks drawn) beside their two crops.
 
-    python bench/preprocess_examples.py [--out samples/preprocess_examples.png] [--examples 6]
+    python bench/preprocess_examples.py [--out assets/preprocess_examples.png] [--examples 6]
 """
 import argparse
 import os
