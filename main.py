@@ -2,8 +2,42 @@
 import math
 import os
 import sys
+import tempfile
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the console
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO and WARNING lines stay out of the console
+# Lines TensorFlow's C++ start-up prints whatever TF_CPP_MIN_LOG_LEVEL says (before its logging is set up); none
+# matters to a user: the oneDNN notice, and on a machine without an NVIDIA driver the failed CUDA probe.
+_STARTUP_NOISE = ("All log messages before absl::InitializeLog() is called", "oneDNN custom operations are on")
+_NO_DRIVER = "Could not find cuda drivers on your machine"
+_NO_DRIVER_NOISE = ("failed call to cuInit",)
+
+
+def _import_tensorflow_quietly():
+    """Import TensorFlow and probe its devices with stderr captured, then pass on every line but the known
+    start-up noise above (all of it when the import fails)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+            tf.config.list_physical_devices("GPU")
+            failed = False
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode("utf-8", "replace").splitlines(keepends=True)
+            no_driver = any(_NO_DRIVER in line for line in lines)
+            noise = _STARTUP_NOISE + ((_NO_DRIVER,) + _NO_DRIVER_NOISE if no_driver else ())
+            sys.stderr.write("".join(line for line in lines if failed or not any(n in line for n in noise)))
+            sys.stderr.flush()
+
+
+_import_tensorflow_quietly()
 
 from absl import app, flags, logging  # noqa: E402
 
@@ -135,10 +169,12 @@ def main(argv):
         sample_mode = not (f["train"] or uses_generator or f["serve"])  # no mode flag at all: sample faces
         if uses_generator or sample_mode:
             explicit = f["checkpoint_dir"] if FLAGS["checkpoint_dir"].present else None
-            src = runs.find_generator(paths, explicit)
+            named = " ".join(f"--{n}={FLAGS[n].value}" for n in ("dataset", "out_name") if FLAGS[n].present)
+            src = runs.find_generator(paths, explicit, run_named=named or None)
             logging.info("generator: %s", src.description)
             if f["export"]:
-                generate.export(src, f["export_dir"] or os.path.join(src.run_dir or ".", "export"), f["export_dtype"])
+                generate.export(src, f["export_dir"] or os.path.join(src.run_dir or f["out_dir"], "export"),
+                                f["export_dtype"])
             if f["visualize"]:
                 import visualize  # only this mode needs dlib and the video writers
                 visualize.run(src, f)
@@ -152,14 +188,20 @@ def main(argv):
         if f["serve"]:
             import webserve
             webserve.serve(f["serve_dir"] or f["export_web"], f["serve_host"], f["serve_port"])
-    except (FileNotFoundError, ValueError, train.NonFiniteLossError) as e:
-        logging.error("%s", e)
+    except (OSError, ValueError, train.NonFiniteLossError, train.CheckpointSaveError) as e:
+        # A user's mistake or the machine's state (a missing folder, a full disk): the message, not a traceback.
+        logging.error("%s", e if not isinstance(e, OSError) or not e.filename else f"{e.strerror}: {e.filename}")
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
 
 
 def run():
+    """Entry point of `python main.py` and the installed `neuralface` command."""
+    if any(a in ("-h", "--help", "-?", "--helpshort") for a in sys.argv[1:]):
+        # absl prints only the main module's flags, which an installed entry point has none of, and exits 1.
+        print(f"usage: {os.path.basename(sys.argv[0])} [flags]\n\n{FLAGS.module_help(sys.modules[__name__])}")
+        sys.exit(0)
     app.run(main)
 
 if __name__ == "__main__":

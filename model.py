@@ -200,10 +200,13 @@ class DCGAN:
         low = -1.0 if self.cfg.z_dist == "uniform_signed" else 0.0
         return tf.random.stateless_uniform(shape, seed, minval=low, maxval=1.0)
 
-    def _update(self, optimizer, tape, loss, variables):
-        if optimizer is not self.g_adam and optimizer is not self.d_adam:
-            loss = optimizer.scale_loss(loss)  # LossScaleOptimizer unscales (and skips non-finite steps) in apply
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    def _scaled(self, optimizer, loss):
+        """The loss to differentiate: under mixed_float16 multiplied by the loss scale, which apply_gradients
+        divides out again (skipping the update, and halving the scale, when the gradients overflow)."""
+        return optimizer.scale_loss(loss) if optimizer is not self.g_adam and optimizer is not self.d_adam else loss
+
+    def _update(self, optimizer, tape, scaled_loss, variables):
+        optimizer.apply_gradients(zip(tape.gradient(scaled_loss, variables), variables))
 
     def _train_step(self, images, z):
         G, D = self.generator, self.discriminator
@@ -214,13 +217,15 @@ class DCGAN:
             d_loss_real = _bce(real_logits, 1.0)
             d_loss_fake = _bce(fake_logits, 0.0)
             d_loss = d_loss_real + d_loss_fake
-        self._update(self.d_optimizer, tape, d_loss, D.trainable_variables)
+            d_scaled = self._scaled(self.d_optimizer, d_loss)
+        self._update(self.d_optimizer, tape, d_scaled, D.trainable_variables)
         # The original ran the G update twice per D update "to make sure that d_loss does not go to zero".
         g_loss = tf.constant(0.0)
         for _ in range(self.g_updates):
             with tf.GradientTape() as tape:
                 g_loss = _bce(D(G(z, training=True), training=True), 1.0)
-            self._update(self.g_optimizer, tape, g_loss, G.trainable_variables)
+                g_scaled = self._scaled(self.g_optimizer, g_loss)
+            self._update(self.g_optimizer, tape, g_scaled, G.trainable_variables)
         return {"d_loss": d_loss, "d_loss_real": d_loss_real, "d_loss_fake": d_loss_fake, "g_loss": g_loss,
                 "d_real": tf.sigmoid(tf.cast(real_logits, tf.float32)),
                 "d_fake": tf.sigmoid(tf.cast(fake_logits, tf.float32))}

@@ -1,5 +1,6 @@
 """Run folders: where a run lives, what it was trained with, and finding a generator to sample from."""
 import dataclasses
+import glob
 import os
 
 import tensorflow as tf
@@ -78,19 +79,61 @@ def is_weights_dir(path):
     return os.path.isfile(os.path.join(path, model.META_FILE)) and os.path.isfile(os.path.join(path, model.WEIGHTS_FILE))
 
 
+def restore_checkpoint(ckpt, checkpoint_dir, set_aside=False, partial=False):
+    """Restore the newest readable checkpoint of checkpoint_dir into ckpt and return its path (None: none there).
+
+    A checkpoint that fails to load (cut off by a crash or a full disk) is skipped with a warning naming it, and
+    the previous one is tried; set_aside=True (training) also moves the bad one's files into unreadable/ and
+    drops it from the folder's checkpoint list, so the run goes on from the good one and nothing is deleted."""
+    state = tf.train.get_checkpoint_state(checkpoint_dir)
+    candidates = list(state.all_model_checkpoint_paths) if state else []
+    if state and state.model_checkpoint_path and state.model_checkpoint_path not in candidates:
+        candidates.append(state.model_checkpoint_path)
+    bad = []
+    for path in reversed(candidates):
+        try:
+            status = ckpt.restore(path)
+            status.expect_partial() if partial else status.assert_existing_objects_matched()
+        except (tf.errors.OpError, ValueError, AssertionError, IndexError, KeyError) as e:  # a cut-off file: IndexError
+            reason = (getattr(e, "message", None) or str(e)).strip().splitlines()[0][:200]
+            logging.warning("checkpoint %s cannot be read (%s); trying the one before it", path, reason)
+            bad.append(path)
+            continue
+        if bad and set_aside:
+            _set_aside(checkpoint_dir, bad)
+            good = [p for p in candidates if p not in bad]
+            tf.compat.v1.train.update_checkpoint_state(checkpoint_dir, path, all_model_checkpoint_paths=good)
+        return path
+    if candidates:
+        raise ValueError(f"no checkpoint in {checkpoint_dir} can be read ({', '.join(os.path.basename(p) for p in bad)}"
+                         "); move the folder aside to start over, or restore it from a backup")
+    return None
+
+
+def _set_aside(checkpoint_dir, paths):
+    aside = os.path.join(checkpoint_dir, "unreadable")
+    os.makedirs(aside, exist_ok=True)
+    for prefix in paths:
+        for f in tf.io.gfile.glob(glob.escape(prefix) + ".*"):
+            os.replace(f, os.path.join(aside, os.path.basename(f)))
+        logging.warning("moved the unreadable checkpoint %s into %s", os.path.basename(prefix), aside)
+
+
 def load_from_checkpoint(checkpoint_dir, run_dir):
     """Restore only the generator of a training checkpoint; the model config comes from run_dir/flags.json."""
-    latest = tf.train.latest_checkpoint(checkpoint_dir)
-    if latest is None:
+    if tf.train.get_checkpoint_state(checkpoint_dir) is None:
         return None
     flags = read_run_flags(run_dir)
     if flags is None or "model" not in flags:
-        raise FileNotFoundError(f"found checkpoint {latest} but no {FLAGS_FILE} with its model settings in {run_dir}")
+        raise FileNotFoundError(f"found checkpoints in {checkpoint_dir} but no {FLAGS_FILE} with their model "
+                                f"settings in {run_dir}")
     cfg = model_config_from_flags(flags)
     generator = model.make_generator(cfg)
     step = tf.Variable(0, dtype=tf.int64)
-    tf.train.Checkpoint(generator=generator, step=step).restore(latest).expect_partial()
-    return GeneratorSource(generator, cfg, int(step.numpy()), f"checkpoint {latest} (step {int(step.numpy())})",
+    path = restore_checkpoint(tf.train.Checkpoint(generator=generator, step=step), checkpoint_dir, partial=True)
+    if path is None:
+        return None
+    return GeneratorSource(generator, cfg, int(step.numpy()), f"checkpoint {path} (step {int(step.numpy())})",
                            run_dir=run_dir)
 
 
@@ -101,13 +144,14 @@ def load_from_weights(weights_dir):
                            weights_dir=weights_dir)
 
 
-def find_generator(paths, checkpoint_dir_given=None, allow_shipped=True):
+def find_generator(paths, checkpoint_dir_given=None, allow_shipped=True, run_named=None):
     """Load the generator for sample/visualize/export modes, trying in order:
 
     1. --checkpoint_dir when the user gave one that exists as typed (a training checkpoint folder or a
        generator.json/.npz folder such as checkpoints/faces_64);
     2. the run folder's checkpoint (out_dir/out_name/checkpoint), the one `--train` with the same flags wrote;
-    3. the shipped generator in checkpoints/faces_64.
+    3. the shipped generator in checkpoints/faces_64, only when the user named no run (run_named: the flag that
+       named one, such as "--dataset=celebA"), so a mistyped name is an error rather than someone else's faces.
     Raises FileNotFoundError listing every place it looked.
     """
     looked = []
@@ -124,9 +168,14 @@ def find_generator(paths, checkpoint_dir_given=None, allow_shipped=True):
     if src:
         return src
     looked.append(paths.checkpoint_dir)
+    if run_named and not checkpoint_dir_given:
+        raise FileNotFoundError(
+            f"no trained run for {run_named}: {paths.checkpoint_dir} holds no checkpoint. Check the name, train it "
+            f"with `python main.py {run_named} --train`, or leave the flag out to use the shipped generator")
     if allow_shipped and not checkpoint_dir_given and is_weights_dir(SHIPPED_GENERATOR):
-        logging.warning("no trained run in %s; using the shipped generator %s", paths.checkpoint_dir, SHIPPED_GENERATOR)
-        return load_from_weights(SHIPPED_GENERATOR)
+        src = load_from_weights(SHIPPED_GENERATOR)
+        src.description = f"the shipped generator {SHIPPED_GENERATOR} (step {src.step}; no run in {paths.run_dir})"
+        return src
     if allow_shipped and not checkpoint_dir_given:
         looked.append(SHIPPED_GENERATOR)
     raise FileNotFoundError(

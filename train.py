@@ -1,4 +1,5 @@
 """The training loop: run folder, checkpoints and exact resume, fixed-z sample grids, snapshots, TensorBoard logs."""
+import glob
 import hashlib
 import logging as pylogging
 import os
@@ -20,6 +21,26 @@ import utils
 
 class NonFiniteLossError(RuntimeError):
     pass
+
+
+class CheckpointSaveError(RuntimeError):
+    pass
+
+
+def _save(manager, number):
+    """manager.save, turning a failed write (a full disk) into one clear error: TensorFlow's half-written
+    ckpt-N_temp folder goes, the earlier checkpoints stay, and rerunning the command resumes from the latest."""
+    try:
+        return manager.save(checkpoint_number=number)
+    except (OSError, tf.errors.OpError) as e:
+        for temp in tf.io.gfile.glob(os.path.join(glob.escape(manager.directory), f"ckpt-{number}_temp*")):
+            tf.io.gfile.rmtree(temp) if tf.io.gfile.isdir(temp) else tf.io.gfile.remove(temp)
+        for part in tf.io.gfile.glob(os.path.join(glob.escape(manager.directory), f"ckpt-{number}.*")):
+            tf.io.gfile.remove(part)  # a checkpoint that did not finish is no checkpoint
+        reason = (getattr(e, "message", None) or str(e)).strip().splitlines()[0][:200]
+        raise CheckpointSaveError(
+            f"could not write checkpoint {number} into {manager.directory} ({reason}); the earlier checkpoints are "
+            f"kept (latest: {manager.latest_checkpoint}). Free disk space and run the same command to resume.") from None
 
 
 def _log_to_file(run_dir):
@@ -136,12 +157,12 @@ def _train(flags, paths):
     gan = model.DCGAN(cfg, flags["learning_rate"], flags["beta1"], flags["g_updates"], precision, seed,
                       batches_per_epoch)
     ckpt = tf.train.Checkpoint(**gan.checkpoint_objects())
+    restored = runs.restore_checkpoint(ckpt, paths.checkpoint_dir, set_aside=True)
     manager = tf.train.CheckpointManager(ckpt, paths.checkpoint_dir, max_to_keep=flags["max_to_keep"],
                                          checkpoint_name="ckpt")
-    if manager.latest_checkpoint:
-        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        logging.info("resumed %s: step %d, epoch %d, batch %d", manager.latest_checkpoint,
-                     int(gan.step.numpy()), int(gan.epoch.numpy()), int(gan.batch_in_epoch.numpy()))
+    if restored:
+        logging.info("resumed %s: step %d, epoch %d, batch %d", restored, int(gan.step.numpy()),
+                     int(gan.epoch.numpy()), int(gan.batch_in_epoch.numpy()))
     else:
         logging.info("new run in %s", paths.run_dir)
 
@@ -271,7 +292,7 @@ def _loop(flags, gan, pixels, seed, manager, writer, save_samples, end_of_epoch,
                              save_samples(f"train_{step:08d}.png", step))
             epoch_done = step % per_epoch == 0
             if (flags["ckpt_freq"] and step % flags["ckpt_freq"] == 0) or epoch_done:
-                manager.save(checkpoint_number=step)
+                _save(manager, step)
                 last_saved = step
             if epoch_done:
                 epoch = step // per_epoch
@@ -286,7 +307,7 @@ def _loop(flags, gan, pixels, seed, manager, writer, save_samples, end_of_epoch,
         bar.close()
     current = int(gan.step.numpy())
     if current != last_saved:
-        manager.save(checkpoint_number=current)
+        _save(manager, current)
     writer.flush()
     if stop.signum is not None:
         logging.warning("interrupted at step %d; saved %s. Run the same command to resume.", current,

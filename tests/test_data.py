@@ -4,7 +4,6 @@ import os
 import cv2
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import dataset
 import utils
@@ -23,7 +22,21 @@ def _quadrants(h=120, w=100):
 
 
 def _load(path, crop, ih=40, iw=40, oh=16, ow=16, c=3):
-    return dataset.load_image(tf.constant(path), ih, iw, oh, ow, crop, c).numpy()
+    return dataset.load_image(path, ih, iw, oh, ow, crop, c)
+
+
+LOAD = dict(input_height=40, input_width=40, output_height=16, output_width=16, crop=False)
+
+
+def _png_header_only(width, height):
+    """A PNG that declares width x height pixels but holds none: a decompression bomb's header, a few bytes."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + \
+        chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 def test_pattern_matching_any_case_several_patterns_and_recursion(tmp_path):
@@ -74,43 +87,97 @@ def test_crop_larger_than_image_is_clipped(tmp_path):
 def test_grayscale_detection_and_conversion(tmp_path):
     gray = write_faces(str(tmp_path / "gray"), 3, gray=True, ext=".png")
     color = write_faces(str(tmp_path / "color"), 3, ext=".png")
-    assert dataset.detect_channels(gray) == 1
-    assert dataset.detect_channels(color) == 3
-    assert dataset.detect_channels(gray + color) == 3  # any colour image among the first ones keeps RGB
+    def channels(paths, name):
+        return dataset.prepare_images(paths, LOAD, str(tmp_path / name)).channels()
+    assert channels(gray, "c1") == 1
+    assert channels(color, "c2") == 3
+    assert channels(gray + color, "c3") == 3  # any colour image among the first ones keeps RGB
     assert _load(gray[0], crop=False, c=1).shape == (16, 16, 1)
     assert _load(gray[0], crop=False, c=3).shape == (16, 16, 3)  # a gray file in an RGB set is expanded
 
 
-def test_corrupt_files_are_skipped_with_a_warning_naming_them(tmp_path, caplog):
-    good = write_faces(str(tmp_path), 3)
+def test_every_file_gets_a_verdict_once_bad_ones_skipped_with_a_reason(tmp_path):
+    good = write_faces(str(tmp_path / "in"), 3)
     jpeg = open(good[0], "rb").read()
     bad = {"empty.jpg": b"", "text.jpg": b"this is not an image", "truncated.jpg": jpeg[: len(jpeg) // 2],
-           "truncated.png": cv2.imencode(".png", np.zeros((20, 20, 3), np.uint8))[1].tobytes()[:60]}
+           "truncated.png": cv2.imencode(".png", np.zeros((20, 20, 3), np.uint8))[1].tobytes()[:60],
+           # start and end markers intact, garbage between: used to stop channel detection with no file named
+           "0_corrupt_markers.jpg": b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4 + b"\xff\xd9",
+           "bomb.png": _png_header_only(20000, 20000)}
     for name, data in bad.items():
-        (tmp_path / name).write_bytes(data)
-    paths = sorted(good + [str(tmp_path / n) for n in bad])
+        (tmp_path / "in" / name).write_bytes(data)
+    paths = sorted(good + [str(tmp_path / "in" / n) for n in bad])
+    data = dataset.prepare_images(paths, LOAD, str(tmp_path / "cache"))
+    assert data.files == sorted(good) and data.pixels.shape == (3, 16, 16, 3) and data.pixels.dtype == np.uint8
+    reasons = {os.path.basename(p): r for p, r in data.skipped}
+    assert sorted(reasons) == sorted(bad) and len(data.files) + len(data.skipped) == len(paths)
+    assert reasons["bomb.png"].startswith("too large") and "truncated" in reasons["truncated.jpg"]
+    # The verdicts are cached: a second call decodes nothing (the decoder is not even called).
+    before = sorted(os.listdir(tmp_path / "cache"))
+    original = dataset._decode_one
+    dataset._decode_one = None
+    try:
+        again = dataset.prepare_images(paths, LOAD, str(tmp_path / "cache"))
+    finally:
+        dataset._decode_one = original
+    assert again.files == data.files and np.array_equal(again.pixels, data.pixels)
+    assert sorted(os.listdir(tmp_path / "cache")) == before
+    # A changed file (here: the truncated one completed) gets a new verdict.
+    (tmp_path / "in" / "truncated.jpg").write_bytes(jpeg)
+    fixed = dataset.prepare_images(paths, LOAD, str(tmp_path / "cache"))
+    assert len(fixed.files) == 4 and "truncated.jpg" not in {os.path.basename(p) for p, _ in fixed.skipped}
+    assert len(os.listdir(tmp_path / "cache")) == 2  # the stale cache went
+
+
+def test_the_pixel_limit_is_a_setting(tmp_path):
+    paths = write_faces(str(tmp_path / "in"), 2) + write_faces(str(tmp_path / "big"), 1, size=(200, 200))
+    data = dataset.prepare_images(paths, LOAD, str(tmp_path / "cache"), max_pixels=10_000)
+    assert len(data.files) == 2 and data.skipped[0][1].startswith("too large")
+    assert len(dataset.prepare_images(paths, LOAD, str(tmp_path / "cache2")).files) == 3
+
+
+def test_a_file_name_that_is_not_utf8_trains_like_any_other(tmp_path):
+    folder = tmp_path / "in"
+    good = write_faces(str(folder), 2)
+    odd = os.path.join(str(folder), os.fsdecode(b"face_\xff\xfe.jpg"))
+    os.rename(good[1], odd)
+    data = dataset.prepare_images(sorted([good[0], odd]), LOAD, str(tmp_path / "cache"))
+    assert odd in data.files and not data.skipped
+
+
+def test_unmatched_image_files_are_reported_with_the_pattern_that_takes_them(tmp_path, caplog):
+    write_faces(str(tmp_path / "faces"), 3)
+    write_faces(str(tmp_path / "faces"), 2, ext=".png", seed=1)
     with caplog.at_level("WARNING"):
-        ok, skipped = dataset.scan_images(paths)
-    assert ok == sorted(good)
-    assert sorted(os.path.basename(p) for p, _ in skipped) == sorted(bad)
-    for name in bad:
-        assert name in caplog.text
-    reasons = dict((os.path.basename(p), r) for p, r in skipped)
-    assert reasons["empty.jpg"] == "empty file" and "not a JPEG" in reasons["text.jpg"]
-    assert "undecodable" in reasons["truncated.jpg"]
+        files = dataset.list_images(str(tmp_path), "faces", "*.jpg")
+    assert len(files) == 3 and "2 .png image files" in caplog.text and "'*.jpg,*.png'" in caplog.text
 
 
-def test_dataset_batches_shuffle_per_epoch_and_resume_position(tmp_path):
+def test_batches_shuffle_per_epoch_and_resume_position(tmp_path):
     files = write_faces(str(tmp_path), 20)
-    kw = dict(input_height=40, input_width=40, output_height=16, output_width=16, crop=False, c_dim=3)
-    e0 = [b.numpy() for b in dataset.make_dataset(files, 6, kw, epoch=0, seed=3)]
-    assert len(e0) == 3 and all(b.shape == (6, 16, 16, 3) for b in e0)  # 20 // 6, last partial batch dropped
-    again = [b.numpy() for b in dataset.make_dataset(files, 6, kw, epoch=0, seed=3)]
-    np.testing.assert_array_equal(np.stack(e0), np.stack(again))
-    e1 = [b.numpy() for b in dataset.make_dataset(files, 6, kw, epoch=1, seed=3)]
-    assert not np.array_equal(np.stack(e0), np.stack(e1))  # reshuffled every epoch
-    resumed = [b.numpy() for b in dataset.make_dataset(files, 6, kw, epoch=0, seed=3, start_batch=2)]
-    assert len(resumed) == 1 and np.array_equal(resumed[0], e0[2])
+    data = dataset.prepare_images(files, LOAD, str(tmp_path / "cache"))
+    e0 = dataset.index_batches(20, 6, 3, 0, 0, 1)
+    assert e0.shape == (3, 6) and len(set(e0.ravel())) == 18  # 20 // 6, last partial batch dropped
+    np.testing.assert_array_equal(e0, dataset.index_batches(20, 6, 3, 0, 0, 1))
+    both = dataset.index_batches(20, 6, 3, 0, 0, 2)
+    assert both.shape == (6, 6) and not np.array_equal(both[:3], both[3:])  # reshuffled every epoch
+    np.testing.assert_array_equal(dataset.index_batches(20, 6, 3, 0, 2, 2), both[2:])  # resumed mid-epoch
+    np.testing.assert_array_equal(dataset.index_batches(20, 6, 3, 0, 2, 2, max_batches=2), both[2:4])
+    batches = [b.numpy() for b in dataset.make_dataset(data.pixels, both, 3)]
+    assert len(batches) == 6 and batches[0].dtype == np.uint8
+    np.testing.assert_array_equal(batches[4], data.pixels[both[4]])
+    gray = next(iter(dataset.make_dataset(data.pixels, both, 1))).numpy()
+    assert gray.shape == (6, 16, 16, 1)
+
+
+def test_large_sets_are_served_from_a_memory_map(tmp_path):
+    files = write_faces(str(tmp_path), 8)
+    in_memory = dataset.prepare_images(files, LOAD, str(tmp_path / "cache"))
+    mapped = dataset.prepare_images(files, LOAD, str(tmp_path / "cache"), memory_fraction=0.0)
+    assert isinstance(mapped.pixels, np.memmap) and not isinstance(in_memory.pixels, np.memmap)
+    batches = dataset.index_batches(8, 4, 0, 0, 0, 1)
+    for a, b in zip(dataset.make_dataset(in_memory.pixels, batches, 3), dataset.make_dataset(mapped.pixels, batches, 3)):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 def test_grid_helpers():
