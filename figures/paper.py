@@ -6,7 +6,6 @@ import cv2
 import numpy as np
 from absl import logging
 
-import dataset
 from figures import face_measures
 from figures.context import lerp, slerp
 from figures.crops import load_crops, real_crops
@@ -148,31 +147,40 @@ def nearest_neighbours(ctx):
     if held is None:
         return
     held_set = set(held_paths)
-    paths = [p for p in all_paths if p not in held_set]
+    candidates = [p for p in all_paths if p not in held_set]
     if f["nn_pool"]:
-        paths = [paths[i] for i in np.sort(ctx.rng("nn_pool").permutation(len(paths))[:f["nn_pool"]])]
-    paths, skipped = dataset.scan_images(paths, max_warnings=5)
-    if not paths:
-        ctx.out.skip("nearest_neighbours", "no readable training crops to search")
-        return
-    logging.info("searching %d training crops for nearest neighbours", len(paths))
+        candidates = [candidates[i] for i in np.sort(ctx.rng("nn_pool").permutation(len(candidates))[:f["nn_pool"]])]
+    logging.info("searching %d training crops for nearest neighbours", len(candidates))
     fake = ctx.generate(ctx.prior("nearest_neighbours", n))
     # float64: |a|^2 + |b|^2 - 2ab loses the small distances (an exact copy would not come out as 0) in float32.
     queries = np.concatenate([fake, held]).reshape(len(fake) + len(held), -1).astype(np.float64)
     best_d = np.full((len(queries), NN_SHOWN), np.inf)
     best_i = np.zeros((len(queries), NN_SHOWN), int)
+    paths, skipped = [], []  # the crops searched (best_i indexes them) and the files that cannot be read
     chunk = 1024
-    for start in range(0, len(paths), chunk):
-        crops = load_crops(ctx, paths[start:start + chunk]).reshape(-1, queries.shape[1]).astype(np.float64)
+    for start in range(0, len(candidates), chunk):
+        crops, kept, bad = load_crops(ctx, candidates[start:start + chunk])
+        skipped += bad
+        if not kept:
+            continue
+        crops = crops.reshape(-1, queries.shape[1]).astype(np.float64)
         # RMS distance on [0, 1] pixels: ||a - b||^2 = |a|^2 + |b|^2 - 2ab, in [-1, 1] units, halved.
         d2 = (queries ** 2).sum(1)[:, None] + (crops ** 2).sum(1)[None] - 2 * queries @ crops.T
         d = np.sqrt(np.maximum(d2, 0) / queries.shape[1]) / 2
         all_d = np.concatenate([best_d, d], axis=1)
-        all_i = np.concatenate([best_i, np.arange(start, start + len(crops))[None].repeat(len(queries), 0)], axis=1)
+        all_i = np.concatenate([best_i, np.arange(len(paths), len(paths) + len(crops))[None].repeat(len(queries), 0)],
+                               axis=1)
         keep = np.argsort(all_d, axis=1)[:, :NN_SHOWN]
         best_d, best_i = np.take_along_axis(all_d, keep, 1), np.take_along_axis(all_i, keep, 1)
+        paths += kept
+    if skipped:
+        logging.warning("%d training crops cannot be read and were not searched, e.g. %s", len(skipped),
+                        "; ".join(f"{p}: {why}" for p, why in skipped[:3]))
+    if not paths:
+        ctx.out.skip("nearest_neighbours", "no readable training crops to search")
+        return
     shown = sorted(set(best_i.ravel().tolist()))
-    neighbours = dict(zip(shown, pixels(load_crops(ctx, [paths[i] for i in shown]))))
+    neighbours = dict(zip(shown, pixels(load_crops(ctx, [paths[i] for i in shown])[0])))
     query_px = pixels(np.concatenate([fake, held]))
     rows, labels = [], []
     for q in range(len(queries)):

@@ -157,7 +157,7 @@ def test_page_figures_from_a_training_run(tiny_run, tmp_path):
     for c in cells:  # the key is right: each real cell holds that file's crop as the trainer loads it
         cell = sheet[c["row"] * 16:(c["row"] + 1) * 16, c["col"] * 16:(c["col"] + 1) * 16]
         if c["real"]:
-            crop = dataset.load_image(os.path.join(f["data_dir"], c["file"]), 108, 108, 16, 16, False, 3).numpy()
+            crop = dataset.load_image(os.path.join(f["data_dir"], c["file"]), 108, 108, 16, 16, False, 3)
             np.testing.assert_array_equal(cell, utils.to_uint8(crop))
 
 
@@ -169,6 +169,7 @@ def test_paper_figures_and_recorded_skips(tmp_path, monkeypatch):
     for path in write_faces(str(faces), 10):
         shutil.copy(path, path.replace("face_", "copy1_"))
         shutil.copy(path, path.replace("face_", "copy2_"))
+    (faces / "broken.jpg").write_bytes(b"not a jpeg")  # skipped as the trainer skips it, never searched or shown
     out = tmp_path / "s"
     result = figures.run(src, vis_flags(out, figures="paper,page", data_dir=str(tmp_path / "data"),
                                           arith_indices="0,1,2;3;4,5"))
@@ -183,7 +184,7 @@ def test_paper_figures_and_recorded_skips(tmp_path, monkeypatch):
     assert index["vector_arithmetic.png"]["groups"] == [[0, 1, 2], [3], [4, 5]]
     assert "turn_vector" in skipped  # no faces found to pick left/right-facing ones
     nn = json.load(open(out / "nearest_neighbours.json"))
-    assert nn["searched"] == 30 - 2 and len(nn["generated_nn_distance"]) == 2
+    assert nn["searched"] == 30 - 2 and nn["skipped_unreadable"] == 1 and len(nn["generated_nn_distance"]) == 2
     assert all(0 < d <= 1 for d in nn["generated_nn_distance"])
     assert not set(nn["held_out_files"]) & {f for row in nn["neighbour_files"] for f in row}
     assert nn["held_out_real_nn_distance"] == [0.0, 0.0]
