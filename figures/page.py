@@ -14,20 +14,42 @@ from figures.crops import real_crops
 from figures.draw import cell_factor, enlarge, framed, grid, labelled_rows, pixels, text_band
 from figures.output import VIDEO_FPS
 
-TRAINING_FPS = 10  # GIF delays are whole centiseconds: 100 ms
+TRAINING_FPS = 10  # step grids; GIF delays are whole centiseconds: 100 ms
+EPOCH_FPS = 2  # one grid per epoch: half a second each, so a movie of a few epochs can be followed
 MAX_TRAINING_FRAMES = 400  # longer runs are subsampled evenly (the last grid is always kept)
 GIF_PREVIEW_FRAMES, GIF_PREVIEW_SIDE = 24, 384  # the training GIF is a preview of the MP4, a few MB at most
 CHANGE_ROWS, CHANGE_COLS, CHANGE_BASES = 10, 10, 3
 WALK_CELLS = 16
 
 
-def training_frames_source(src):
-    """(folder of train_*.png grids, the run's flags or None): a run's sample folder, else training_frames/
-    beside generator weights (the shipped generator may carry its training grids there)."""
+def numbered_grids(folder, prefix):
+    """[(number, path)] of the folder's <prefix>_<number>.png files, in number order."""
+    found = []
+    for path in glob.glob(os.path.join(glob.escape(folder), f"{prefix}_*.png")):
+        m = re.fullmatch(rf"{prefix}_(\d+)\.png", os.path.basename(path))
+        if m:
+            found.append((int(m.group(1)), path))
+    return sorted(found)
+
+
+def training_grids(src):
+    """The training movie's frames: ([(number, path)], "epoch" or "step", the run's flags or None, the folders
+    looked in). The fixed-z grid of every epoch's end when there are two or more, or no step grids (a run's
+    samples/epoch_NNNN.png, or epochs/epoch_NNNN.png beside generator weights: the shipped generator carries its
+    first epochs' there), else the grids every --sample_freq steps (samples/train_<step>.png, or training_frames/
+    beside the weights)."""
     if src.run_dir:
         run_flags = src.run_flags() or {}
-        return src.output_dir(run_flags.get("sample_dir", "samples")), run_flags
-    return os.path.join(src.weights_dir or ".", "training_frames"), None
+        epoch_dir = step_dir = src.output_dir(run_flags.get("sample_dir", "samples"))
+    else:
+        run_flags = None
+        epoch_dir = os.path.join(src.weights_dir or ".", "epochs")
+        step_dir = os.path.join(src.weights_dir or ".", "training_frames")
+    folders = sorted({epoch_dir, step_dir})
+    epochs, steps = numbered_grids(epoch_dir, "epoch"), numbered_grids(step_dir, "train")
+    if len(epochs) >= 2 or (epochs and not steps):  # one epoch's grid alone makes no movie beside the step grids
+        return epochs, "epoch", run_flags, folders
+    return steps, "step", run_flags, folders
 
 
 def step_label(step, run_flags):
@@ -39,46 +61,56 @@ def step_label(step, run_flags):
     return label
 
 
+def evenly_spaced(n, most):
+    """At most `most` indices into n items, evenly spaced, the first and the last kept."""
+    return np.unique(np.linspace(0, n - 1, min(n, most)).round().astype(int))
+
+
 def gif_preview(frames):
-    """At most GIF_PREVIEW_FRAMES frames (evenly spaced, the last kept) no larger than GIF_PREVIEW_SIDE: a GIF of
-    hundreds of full-size sample grids runs to tens of MB, where the H.264 MP4 stays small."""
-    keep = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), GIF_PREVIEW_FRAMES)).round().astype(int))
+    """(at most GIF_PREVIEW_FRAMES frames, evenly spaced, no larger than GIF_PREVIEW_SIDE; their indices): a GIF
+    of hundreds of full-size sample grids runs to tens of MB, where the H.264 MP4 stays small."""
+    keep = evenly_spaced(len(frames), GIF_PREVIEW_FRAMES)
     frames = [frames[i] for i in keep]
     scale = GIF_PREVIEW_SIDE / max(frames[0].shape[:2])
     if scale >= 1:
-        return frames
+        return frames, keep
     return [cv2.resize(f, (round(f.shape[1] * scale), round(f.shape[0] * scale)), interpolation=cv2.INTER_AREA)
-            for f in frames]
+            for f in frames], keep
 
 
 def training_progression(ctx):
-    folder, run_flags = training_frames_source(ctx.src)
-    found = []
-    for path in glob.glob(os.path.join(glob.escape(folder), "train_*.png")):
-        m = re.fullmatch(r"train_(\d+)\.png", os.path.basename(path))
-        if m:
-            found.append((int(m.group(1)), path))
+    found, unit, run_flags, folders = training_grids(ctx.src)
     if not found:
-        ctx.out.skip("training_progression", f"no training grids (train_<step>.png) in {folder}: it needs a "
-                     "training run (--checkpoint_dir <run>/checkpoint) or training_frames/ beside the weights")
+        ctx.out.skip("training_progression", f"no training grids (epoch_<N>.png or train_<step>.png) in "
+                     f"{' or '.join(folders)}: it needs a training run (--checkpoint_dir <run>/checkpoint), or "
+                     "epochs/ or training_frames/ beside the weights")
         return
-    found.sort()
     if len(found) > MAX_TRAINING_FRAMES:
-        keep = np.unique(np.linspace(0, len(found) - 1, MAX_TRAINING_FRAMES).round().astype(int))
-        found = [found[i] for i in keep]
+        found = [found[i] for i in evenly_spaced(len(found), MAX_TRAINING_FRAMES)]
     frames, size = [], None
-    for step, path in found:
+    for number, path in found:
         image = utils.imread(path)
         size = size or image.shape[:2]
         if image.shape[:2] != size:  # a resumed run with another sample batch: keep one size for the video
             image = utils.resize(image, *size)
-        band = text_band(step_label(step, run_flags), image.shape[1], max(16, image.shape[0] // 16))
+        label = f"epoch {number}" if unit == "epoch" else step_label(number, run_flags)
+        band = text_band(label, image.shape[1], max(16, image.shape[0] // 16))
         frames.append(np.concatenate([band, image], axis=0))
-    caption = f"training progression: the fixed-z grid at {len(frames)} steps, {found[0][0]}..{found[-1][0]}"
-    ctx.out.gif("training_progression.gif", gif_preview(frames), caption + " (preview: the MP4 has every frame at full "
-                "size)", fps=TRAINING_FPS, figure="training_progression")
-    ctx.out.mp4("training_progression.mp4", frames, caption, fps=TRAINING_FPS, figure="training_progression",
-                steps=[s for s, _ in found])
+    numbers = [n for n, _ in found]
+    if unit == "epoch":
+        caption = f"training progression: the fixed-z grid at the end of {len(frames)} epochs, " \
+                  f"{numbers[0]}..{numbers[-1]}, the epoch above each frame"
+    else:
+        caption = f"training progression: the fixed-z grid at {len(frames)} steps, {numbers[0]}..{numbers[-1]}"
+    fps = EPOCH_FPS if unit == "epoch" else TRAINING_FPS
+    preview, keep = gif_preview(frames)
+    note = ""
+    if len(preview) < len(frames) or preview[0].shape != frames[0].shape:
+        note = f" (a preview: {len(preview)} of {len(frames)} frames, {preview[0].shape[1]} px wide)"
+    ctx.out.gif("training_progression.gif", preview, caption + note, fps=fps, figure="training_progression",
+                **{unit + "s": [numbers[i] for i in keep]})
+    ctx.out.mp4("training_progression.mp4", frames, caption, fps=fps, figure="training_progression",
+                **{unit + "s": numbers})
 
 
 def average_face(ctx):

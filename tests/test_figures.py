@@ -128,8 +128,9 @@ def test_page_figures_from_a_training_run(tiny_run, tmp_path):
     assert min(video.shape[1:3]) >= output.MIN_VIDEO_SIDE
     assert index["training_progression.mp4"]["steps"] == [2, 4, 5]
     many = [np.full((544, 512, 3), k, np.uint8) for k in range(50)]
-    preview = page.gif_preview(many)
+    preview, keep = page.gif_preview(many)
     assert len(preview) == 24 and preview[0].shape == (384, 361, 3) and preview[-1][0, 0, 0] == 49
+    assert keep[0] == 0 and keep[-1] == 49 and len(keep) == 24
     assert page.step_label(4, {"num_images": 40, "batch_size": 8}) == "step 4  epoch 0.80"
     # The average face is G(z = 0) for the default U(-1, 1) prior.
     want = utils.to_uint8(model.generate_images(src.generator, np.zeros((1, 10), np.float32)))[0]
@@ -159,6 +160,65 @@ def test_page_figures_from_a_training_run(tiny_run, tmp_path):
         if c["real"]:
             crop = dataset.load_image(os.path.join(f["data_dir"], c["file"]), 108, 108, 16, 16, False, 3)
             np.testing.assert_array_equal(cell, utils.to_uint8(crop))
+
+
+def band_text(frame, height=16):
+    """The label band of a training-movie frame as it reads back from the GIF, to compare with text_band."""
+    return frame[:height].astype(int)
+
+
+def test_training_movie_uses_the_runs_epoch_grids_with_the_epoch_on_each_frame(tiny_run):
+    f, src = tiny_run
+    samples = os.path.join(src.run_dir, "samples")
+    assert os.path.isfile(os.path.join(samples, "epoch_0001.png"))  # the trainer's per-epoch grid
+    # One epoch's grid makes no movie beside the step grids: those are used.
+    first = figures.run(src, vis_flags("vis", figures="training_progression"))
+    assert index_of(first)["training_progression.mp4"]["steps"] == [2, 4, 5]
+    grid = utils.imread(os.path.join(samples, "epoch_0001.png"))
+    utils.imwrite(os.path.join(samples, "epoch_0002.png"), 255 - grid)  # a second epoch, told apart by its pixels
+    result = figures.run(src, vis_flags("vis", figures="training_progression"))
+    index = index_of(result)
+    movie, preview = index["training_progression.mp4"], index["training_progression.gif"]
+    assert movie["epochs"] == preview["epochs"] == [1, 2] and "steps" not in movie
+    assert movie["fps"] == preview["fps"] == page.EPOCH_FPS
+    assert mp4_frames(os.path.join(src.run_dir, "vis", "training_progression.mp4")).shape[0] == 2
+    frames = iio.imread(os.path.join(src.run_dir, "vis", "training_progression.gif"), index=None)
+    assert frames.shape == (2, 16 + 32, 64, 3)  # the 2 x 4 grid of 16 px under a 16 px band
+    for k, frame in enumerate(frames):  # "epoch 1", "epoch 2" written above the grids, in order
+        want, other = (band_text(page.text_band(f"epoch {e}", 64, 16)) for e in (k + 1, 2 - k))
+        assert np.abs(band_text(frame) - want).mean() < np.abs(band_text(frame) - other).mean()
+    np.testing.assert_allclose(frames[1, 16:].astype(int), 255 - grid.astype(int), atol=40)
+    for e in (movie, preview):  # the captions name no file (the MP4 is not always beside the GIF)
+        assert "epochs, 1..2" in e["caption"] and not any(x in e["caption"] for x in (".mp4", ".gif", ".png", "MP4"))
+
+
+def test_training_movie_beside_generator_weights_prefers_epochs_and_falls_back_to_steps(tmp_path):
+    src = tiny_source(tmp_path / "g")
+    out = tmp_path / "s"
+    os.makedirs(tmp_path / "g" / "training_frames")
+    for step in (30, 10, 200):
+        utils.imwrite(str(tmp_path / "g" / "training_frames" / f"train_{step:08d}.png"),
+                      np.zeros((32, 64, 3), np.uint8))
+    steps = index_of(figures.run(src, vis_flags(out, figures="training_progression")))
+    assert steps["training_progression.mp4"]["steps"] == [10, 30, 200]
+    assert steps["training_progression.mp4"]["fps"] == page.TRAINING_FPS
+    os.makedirs(tmp_path / "g" / "epochs")  # the shipped generator's first epochs
+    def epoch_grid(epoch):
+        utils.imwrite(str(tmp_path / "g" / "epochs" / f"epoch_{epoch:04d}.png"), np.full((32, 64, 3), epoch, np.uint8))
+
+    for epoch in (1, 2, 10):
+        epoch_grid(epoch)
+    epochs = index_of(figures.run(src, vis_flags(out, figures="training_progression")))
+    assert epochs["training_progression.mp4"]["epochs"] == [1, 2, 10]
+    assert gif_info(str(out / "training_progression.gif"))[0] == 3
+    # A long movie: the GIF is a preview, and says so without naming the MP4.
+    for epoch in range(11, 40):
+        epoch_grid(epoch)
+    many = index_of(figures.run(src, vis_flags(out, figures="training_progression")))
+    assert len(many["training_progression.mp4"]["epochs"]) == 32
+    assert len(many["training_progression.gif"]["epochs"]) == 24
+    assert "a preview: 24 of 32 frames" in many["training_progression.gif"]["caption"]
+    assert "MP4" not in many["training_progression.gif"]["caption"]
 
 
 def test_paper_figures_and_recorded_skips(tmp_path, monkeypatch):
@@ -193,7 +253,8 @@ def test_paper_figures_and_recorded_skips(tmp_path, monkeypatch):
     # A shipped generator that carries its training grids in training_frames/ gets the movie too.
     os.makedirs(tmp_path / "g" / "training_frames")
     for step in (10, 20):
-        utils.imwrite(str(tmp_path / "g" / "training_frames" / f"train_{step:08d}.png"), np.zeros((32, 32, 3), np.uint8))
+        utils.imwrite(str(tmp_path / "g" / "training_frames" / f"train_{step:08d}.png"),
+                      np.zeros((32, 32, 3), np.uint8))
     again = figures.run(src, vis_flags(out, figures="page", data_dir=str(tmp_path / "no_data")))
     assert mp4_frames(str(out / "training_progression.mp4")).shape[0] == 2
     assert "turing_test" in {s["figure"] for s in again["skipped"]}  # no real faces: a recorded skip
