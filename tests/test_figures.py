@@ -317,6 +317,62 @@ def test_cli_writes_the_table_and_missing_checkpoint_is_a_clear_error(tmp_path):
     assert r.returncode == 1 and "looked in" in r.stderr and "no_such_run/checkpoint" in r.stderr
 
 
+def git(*args, stdin=None):
+    return subprocess.run(["git", "-C", ROOT, *args], input=stdin, capture_output=True, text=True, timeout=60)
+
+
+def test_visualize_with_default_flags_writes_only_to_ignored_folders(tmp_path):
+    """From the repository root the default sample folder is samples/, which git ignores: run from a scratch folder
+    (so a developer's samples/ is left alone), every file written must lie under samples/ there, be ignored at the
+    same place in the repository, and leave the repository's git status as it was."""
+    if shutil.which("git") is None or git("rev-parse", "--is-inside-work-tree").stdout.strip() != "true":
+        pytest.skip("needs git and a git checkout of the repository")
+    before = git("status", "--porcelain").stdout
+    r = _main("--visualize", "--figures", "option0,average_face,random_walk,training_progression", "--walk_frames", "4",
+              "--batch_size", "8", "--seed", "0", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    written = sorted(os.path.relpath(os.path.join(d, name), tmp_path) for d, _, names in os.walk(tmp_path)
+                     for name in names)
+    assert "samples/figures.json" in written and all(w.startswith("samples" + os.sep) for w in written), written
+    ignored = git("check-ignore", "--no-index", "--stdin", stdin="\n".join(written) + "\n").stdout.split()
+    assert sorted(ignored) == written
+    assert git("status", "--porcelain").stdout == before
+
+
+def test_make_assets_copies_the_committed_figures_with_an_index_of_only_them(tmp_path, capsys):
+    from figures import assets
+    build, dest = tmp_path / "build", tmp_path / "assets"
+    os.makedirs(build)
+    os.makedirs(dest)
+    for name in ("average_face.png", "random_walk.gif", "random_walk.mp4", "sample_grid.png"):
+        (build / name).write_bytes(b"new " + name.encode())
+    entry = lambda name, figure: {"file": name, "kind": name[-3:], "caption": "c", "figure": figure}  # noqa: E731
+    utils.write_json(str(build / "figures.json"), {
+        "seed": 0, "figures": [entry("average_face.png", "average_face"), entry("random_walk.gif", "random_walk"),
+                               entry("random_walk.mp4", "random_walk"), entry("missing.png", "option0")],
+        "skipped": [{"figure": "training_progression", "reason": "no training grids"},
+                    {"figure": "turing_test", "reason": "no real faces"}]})
+    for name in ("training_progression.gif", "average_face.png"):  # committed before; the movie was not redrawn
+        (dest / name).write_bytes(b"old " + name.encode())
+    utils.write_json(str(dest / "figures.json"), {"figures": [
+        entry("training_progression.gif", "training_progression"), entry("average_face.png", "average_face"),
+        entry("gone.png", "gone")]})
+    result = assets.publish(str(build), str(dest))
+    assert result == {"copied": ["average_face.png", "random_walk.mp4"], "kept": ["training_progression.gif"],
+                      "left_out": ["random_walk.gif"]}
+    assert sorted(os.listdir(dest)) == ["average_face.png", "figures.json", "random_walk.mp4", "sample_grid.png",
+                                        "training_progression.gif"]
+    assert (dest / "average_face.png").read_bytes() == b"new average_face.png"
+    assert (dest / "training_progression.gif").read_bytes() == b"old training_progression.gif"
+    index = json.load(open(dest / "figures.json"))
+    assert [e["file"] for e in index["figures"]] == ["average_face.png", "random_walk.mp4", "training_progression.gif"]
+    assert all(os.path.isfile(dest / e["file"]) for e in index["figures"])  # only files that are there
+    assert index["skipped"] == [{"figure": "turing_test", "reason": "no real faces"}] and index["seed"] == 0
+    assert "kept the committed training_progression.gif: not redrawn (no training grids)" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError, match="--visualize --sample_dir"):
+        assets.publish(str(tmp_path / "nothing"), str(dest))
+
+
 # ---------------------------------------------------------------- landmark measures
 
 @pytest.fixture(scope="module")
