@@ -1,7 +1,5 @@
-"""`make assets`: copy a visualize run's figures into assets/, the large ones left out, with a figures.json of them.
-
-    python -m figures.assets BUILD_DIR assets
-"""
+"""`make assets`: copy a visualize run's figures into assets/, the large ones left out, with a figures.json of them."""
+# python -m figures.assets BUILD_DIR ASSETS_DIR  (the Makefile's `assets` target runs it after --visualize)
 import os
 import shutil
 import sys

@@ -1,5 +1,4 @@
-"""The DCGAN paper's figures: interpolation (Fig. 4), vector arithmetic (Fig. 7), the turn vector (Fig. 8), and
-the memorisation check (nearest training crops)."""
+"""The DCGAN paper's figures: interpolation (Fig. 4), vector arithmetic (7), turn vector (8), memorisation check."""
 import os
 
 import cv2
@@ -104,7 +103,8 @@ def vector_arithmetic(ctx):
                          header="exemplars | face of their mean z")
     factor = cell_factor(result, LABEL_MIN_CELL)
     z_panel = grid(np.stack([enlarge(x, factor) for x in result]), (3, 3))
-    z_panel = np.concatenate([text_band(f"= z arithmetic (+-{spread:g})", z_panel.shape[1], 18, align="center"), z_panel])
+    z_panel = np.concatenate([text_band(f"= z arithmetic (+-{spread:g})", z_panel.shape[1], 18, align="center"),
+                              z_panel])
     pix = enlarge(pixel_result[0], factor)
     pix = np.concatenate([text_band("= in pixels", max(pix.shape[1], 90), 18, align="center"),
                           pad(pix, pix.shape[0], max(pix.shape[1], 90))])
