@@ -176,8 +176,8 @@ def main(argv):
                 generate.export(src, f["export_dir"] or os.path.join(src.run_dir or f["out_dir"], "export"),
                                 f["export_dtype"])
             if f["visualize"]:
-                import visualize  # only this mode needs dlib and the video writers
-                visualize.run(src, f)
+                import figures  # only this mode needs dlib and the video writers
+                figures.run(src, f)
             if f["export_web"]:
                 import webexport
                 webexport.export_from_flags(src, f)
