@@ -240,13 +240,17 @@ def fetch_one(url, part, size, connect_timeout, read_timeout, max_time, retries,
                 time.sleep(wait)
 
 
+def check_options(connect_timeout, read_timeout, max_time, retries):
+    if connect_timeout <= 0 or read_timeout <= 0 or max_time <= 0 or retries < 0:
+        raise ValueError("--connect_timeout, --read_timeout and --max_time must be > 0, --retries >= 0")
+
+
 def fetch(name, size, sha256, urls, dest, connect_timeout=10.0, read_timeout=30.0, max_time=7200.0, retries=3,
           progress=True):
     """Download the published file `name` to dest from the first of urls that serves it whole and intact. Bytes go to
     dest.part (resumed with an HTTP Range request on the next try or run); only a file with the published size and
     sha256 is renamed to dest. A file that fails the checksum is kept aside as dest.bad and the next source tried."""
-    if connect_timeout <= 0 or read_timeout <= 0 or max_time <= 0 or retries < 0:
-        raise ValueError("--connect_timeout, --read_timeout and --max_time must be > 0, --retries >= 0")
+    check_options(connect_timeout, read_timeout, max_time, retries)
     os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
     part, failures, unreachable = dest + ".part", [], 0
     for url in urls:
@@ -387,6 +391,8 @@ def add_parser(sub):
 def run_cli(a):
     options = dict(connect_timeout=a.connect_timeout, read_timeout=a.read_timeout, max_time=a.max_time,
                    retries=a.retries, progress=not a.noprogress)
+    check_options(a.connect_timeout, a.read_timeout, a.max_time, a.retries)  # before any folder is made
+    source_urls("", [], a.mirror)
     for name in dict.fromkeys(a.datasets):
         {"celebA": download_celeba, "mnist": download_mnist}[name](a.data_dir, mirror=a.mirror,
                                                                    keep_archives=a.keep_archives, **options)
