@@ -1,7 +1,9 @@
-"""Command line of the preprocess steps: `python -m preprocess crawl ...` and `python -m preprocess faces ...`."""
+"""Command line of the preprocess steps: `python -m preprocess crawl|faces|download ...`."""
 import argparse
 import os
 import sys
+
+from preprocess import download
 
 
 def add_faces_parser(sub):
@@ -107,9 +109,10 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     add_crawl_parser(sub)
     add_faces_parser(sub)
+    download.add_parser(sub)
     a = parser.parse_args(argv)
     try:
-        {"crawl": run_crawl, "faces": run_faces}[a.command](a)
+        {"crawl": run_crawl, "faces": run_faces, "download": download.run_cli}[a.command](a)
     except (OSError, ValueError) as e:  # missing folders, permissions, bad options: a message, not a traceback
         print(f"error: {e}", file=sys.stderr)
         return 1
