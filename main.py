@@ -143,14 +143,14 @@ def main(argv):
                 import visualize  # only this mode needs dlib and the video writers
                 visualize.run(src, f)
             if f["export_web"]:
-                import webexport
+                from web import export as webexport
                 webexport.export_from_flags(src, f)
             if sample_mode:
                 sample_dir = src.output_dir(f["sample_dir"])
                 out = generate.sample(src, sample_dir, f["sample_num"], f["seed"], f["batch_size"])
                 print(f"wrote {out['grid']} and {out['num_faces']} faces in {out['faces_dir']}")
         if f["serve"]:
-            import webserve
+            from web import serve as webserve
             webserve.serve(f["serve_dir"] or f["export_web"], f["serve_host"], f["serve_port"])
     except (FileNotFoundError, ValueError, train.NonFiniteLossError) as e:
         logging.error("%s", e)

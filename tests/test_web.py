@@ -9,9 +9,9 @@ import pytest
 
 import model
 import utils
-import webexport
-import webserve
-import webshot
+from web import export as webexport
+from web import serve as webserve
+from web import shot as webshot
 
 CFG = model.ModelConfig(output_height=16, output_width=16, z_dim=10, gf_dim=8, df_dim=8)
 BACKENDS = ("cpu", "wasm", "webgl")

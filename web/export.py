@@ -9,7 +9,7 @@ from absl import logging
 import model
 import utils
 
-WEB_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web")
+WEB_SRC = os.path.dirname(os.path.abspath(__file__))  # the page's files lie beside this module
 PAGE_FILES = ("index.html", "app.js", "generator.js", "style.css")
 MANIFEST_FILE = "model.json"
 WEIGHTS_BIN = "weights.bin"

@@ -7,7 +7,7 @@ import urllib.parse
 
 from absl import logging
 
-import webexport
+from web import export as webexport
 
 
 class FolderHandler(http.server.SimpleHTTPRequestHandler):

@@ -1,13 +1,13 @@
 """Screenshot an exported web page in headless Chromium (Debian's chromium, driven by PyPI playwright).
 
-    python webshot.py SITE_DIR assets/web_page.png [--faces 8] [--lang en] [--backend auto]
+    python -m web.shot SITE_DIR assets/web_page.png [--faces 8] [--lang en] [--backend auto]
 """
 import argparse
 import shutil
 import sys
 
 import utils
-import webserve
+from web import serve as webserve
 
 # Headless Chromium has no GPU: SwiftShader gives WebGL a software implementation.
 CHROMIUM_ARGS = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist"]
