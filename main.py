@@ -77,6 +77,10 @@ flags.DEFINE_string("export_web", "", "Write the interactive web page with the g
 flags.DEFINE_string("web_figures", "", "Folder with figures.json (from --visualize) whose figures the page shows; "
                     "empty = the run's sample folder when it has figures.json []")
 flags.DEFINE_enum("web_dtype", "float16", ["float16", "float32"], "dtype of the page's weights.bin [float16]")
+flags.DEFINE_string("web_repo_url", "", "Address of this project's code the page links to; empty = the installed "
+                    "package's url (setup.py), else the page links only to the original's code []")
+flags.DEFINE_integer("web_epochs", 5, "The page's training movie: the fixed-z grids of this many first epochs "
+                     "(samples/epoch_N.png of the run, or epochs/ beside the weights); 0 = none [5]")
 flags.DEFINE_boolean("serve", False, "Serve --serve_dir (or the --export_web folder) over HTTP until Ctrl-C [False]")
 flags.DEFINE_string("serve_dir", "", "Exported folder --serve serves; empty = the --export_web folder []")
 flags.DEFINE_string("serve_host", "127.0.0.1", "Address --serve listens on (0.0.0.0: the whole network) [127.0.0.1]")

@@ -1,4 +1,5 @@
-"""The static server under load: many parallel clients, idle clients, clients that leave mid-reply."""
+"""The static server: only its folder, and under load: many parallel clients, idle clients, clients that leave
+mid-reply."""
 import concurrent.futures
 import http.client
 import logging
@@ -10,6 +11,7 @@ import time
 
 import pytest
 
+from test_web import get
 from web import serve as webserve
 
 
@@ -20,6 +22,30 @@ def folder(tmp_path):
     (tmp_path / "model.json").write_text("{}")
     (tmp_path / "big.bin").write_bytes(os.urandom(8 << 20))
     return str(tmp_path)
+
+
+def test_server_serves_only_its_folder(tmp_path):
+    site = tmp_path / "site"
+    for name in ("index.html", "model.json", "tfjs/tfjs-backend-wasm.wasm", "figures/a.png"):
+        (site / name).parent.mkdir(parents=True, exist_ok=True)
+        (site / name).write_text("Neural Face")
+    (tmp_path / "outside.png").write_bytes(b"\x89PNG outside")
+    os.symlink(tmp_path / "outside.png", site / "link.png")
+    server, url = webserve.start_background(str(site))
+    try:
+        assert get(url, "/")[0] == 200 and b"Neural Face" in get(url, "/")[2]
+        status, ctype, _ = get(url, "/tfjs/tfjs-backend-wasm.wasm")
+        assert status == 200 and ctype == "application/wasm"
+        assert get(url, "/model.json?x=1")[0] == 200
+        assert get(url, "/nothing.png")[0] == 404
+        for path in ("/../outside.png", "/%2e%2e/outside.png", "/%2E%2E%2Foutside.png", "/figures/../../outside.png",
+                     "/..%2foutside.png", "/figures/%2e%2e/%2e%2e/outside.png", "/link.png", "/..\\outside.png",
+                     "/tfjs/", "/figures/"):
+            status, _, body = get(url, path)
+            assert status == 403, (path, status)
+            assert b"\x89PNG" not in body
+    finally:
+        stop(server)
 
 
 def stop(server):
