@@ -111,6 +111,10 @@ flags.DEFINE_string("export_web", "", "Write the interactive web page with the g
 flags.DEFINE_string("web_figures", "", "Folder with figures.json (from --visualize) whose figures the page shows; "
                     "empty = the run's sample folder when it has figures.json []")
 flags.DEFINE_enum("web_dtype", "float16", ["float16", "float32"], "dtype of the page's weights.bin [float16]")
+flags.DEFINE_string("web_repo_url", "", "Address of this project's code the page links to; empty = the installed "
+                    "package's url (setup.py), else the page links only to the original's code []")
+flags.DEFINE_integer("web_epochs", 5, "The page's training movie: the fixed-z grids of this many first epochs "
+                     "(samples/epoch_N.png of the run, or epochs/ beside the weights); 0 = none [5]")
 flags.DEFINE_boolean("serve", False, "Serve --serve_dir (or the --export_web folder) over HTTP until Ctrl-C [False]")
 flags.DEFINE_string("serve_dir", "", "Exported folder --serve serves; empty = the --export_web folder []")
 flags.DEFINE_string("serve_host", "127.0.0.1", "Address --serve listens on (0.0.0.0: the whole network) [127.0.0.1]")
@@ -179,14 +183,14 @@ def main(argv):
                 import figures  # only this mode needs dlib and the video writers
                 figures.run(src, f)
             if f["export_web"]:
-                import webexport
+                from web import export as webexport
                 webexport.export_from_flags(src, f)
             if sample_mode:
                 sample_dir = src.output_dir(f["sample_dir"])
                 out = generate.sample(src, sample_dir, f["sample_num"], f["seed"], f["batch_size"])
                 print(f"wrote {out['grid']} and {out['num_faces']} faces in {out['faces_dir']}")
         if f["serve"]:
-            import webserve
+            from web import serve as webserve
             webserve.serve(f["serve_dir"] or f["export_web"], f["serve_host"], f["serve_port"])
     except (OSError, ValueError, train.NonFiniteLossError, train.CheckpointSaveError) as e:
         # A user's mistake or the machine's state (a missing folder, a full disk): the message, not a traceback.

@@ -3,7 +3,7 @@
     python bench/web_draw.py [--backends cpu,wasm,webgl] [--impls phase,transpose] [--dtype float16] [--draws 20]
 
 Exports a default-size (64x64, gf_dim 64, z_dim 100) randomly initialised generator (speed does not depend on
-training) with webexport, serves it on 127.0.0.1 and opens the page once per backend and implementation.
+training) with web/export.py, serves it on 127.0.0.1 and opens the page once per backend and implementation.
 load = backend start + fetching and decoding the weights + one warm-up run; draw = one face, z in -> pixels
 read back, median of --draws warm runs; max|diff| = the page's output against Keras for the same z.
 """
@@ -22,9 +22,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 import model  # noqa: E402
-import webexport  # noqa: E402
-import webserve  # noqa: E402
-import webshot  # noqa: E402
+from web import export as webexport  # noqa: E402
+from web import serve as webserve  # noqa: E402
+from web import shot as webshot  # noqa: E402
 
 
 def spread_weights(generator, seed=0):

@@ -9,9 +9,9 @@ import pytest
 
 import model
 import utils
-import webexport
-import webserve
-import webshot
+from web import export as webexport
+from web import serve as webserve
+from web import shot as webshot
 
 CFG = model.ModelConfig(output_height=16, output_width=16, z_dim=10, gf_dim=8, df_dim=8)
 BACKENDS = ("cpu", "wasm", "webgl")
@@ -63,9 +63,20 @@ def write_figures(folder):
     utils.write_json(os.path.join(folder, "figures.json"), {"seed": 1, "figures": entries, "skipped": []})
 
 
+REPO_URL = "https://example.org/neuralface?a=1&b=2"
+
+
+def write_epoch_grids(folder, epochs=7):
+    """What the trainer writes at the end of each epoch: samples/epoch_NNNN.png, one fixed-z grid each."""
+    os.makedirs(folder, exist_ok=True)
+    for e in range(1, epochs + 1):
+        utils.imwrite(os.path.join(folder, f"epoch_{e:04d}.png"), np.full((32, 32, 3), 30 * e, np.uint8))
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    """An exported page (tiny generator + figures) served on 127.0.0.1; yields (url, site_dir, generator)."""
+    """An exported page (tiny generator, figures, 7 epoch grids) served on 127.0.0.1; yields (url, site_dir,
+    generator)."""
     tmp = tmp_path_factory.mktemp("web")
     try:
         webexport.ensure_node_modules()
@@ -74,7 +85,9 @@ def site(tmp_path_factory):
     generator = random_generator(CFG, str(tmp / "gen"))
     write_figures(str(tmp / "figures"))
     utils.imwrite(str(tmp / "outside.png"), np.zeros((4, 4, 3), np.uint8))
-    webexport.export(generator, CFG, str(tmp / "site"), str(tmp / "figures"), "float16", step=5, source="test")
+    write_epoch_grids(str(tmp / "epochs"))
+    webexport.export(generator, CFG, str(tmp / "site"), str(tmp / "figures"), "float16", step=5, source="test",
+                     repo_url=REPO_URL, epochs_dir=str(tmp / "epochs"))
     server, url = webserve.start_background(str(tmp / "site"))
     yield url, str(tmp / "site"), generator
     server.shutdown()
@@ -130,15 +143,24 @@ def test_export_writes_weights_manifest_and_figures(site):
     back, cfg, _ = webexport.read_web_generator(site_dir)
     for v, w in zip(generator.weights, back.weights):
         np.testing.assert_array_equal(v.numpy(), w.numpy())  # float16 weights round-trip exactly
-    for name in ("index.html", "app.js", "generator.js", "style.css", "tfjs/tf.min.js",
-                 "tfjs/tf-backend-wasm.min.js", "tfjs/tfjs-backend-wasm-simd.wasm"):
+    for name in ("index.html", "text.js", "figures.js", "app.js", "generator.js", "style.css", "tfjs/tf.min.js",
+                 "tfjs/tf-backend-wasm.min.js", "tfjs/tfjs-backend-wasm-simd.wasm", "fonts/noto-sans-kr-400.woff2",
+                 "fonts/noto-sans-kr-700.woff2", "fonts/OFL.txt"):
         assert os.path.isfile(os.path.join(site_dir, name)), name
+    assert "SIL Open Font License" in open(os.path.join(site_dir, "fonts", "OFL.txt")).read()
+    # Subset to the page's characters: tens of KB, not the 6 MB of the npm package's TTF.
+    assert os.path.getsize(os.path.join(site_dir, "fonts", "noto-sans-kr-400.woff2")) < 200_000
     figures = utils.read_json(os.path.join(site_dir, "figures.json"))
     assert [f["file"] for f in figures] == [
-        "figures/training_progression.gif", "figures/training_progression.mp4", "figures/average_face.png",
-        "figures/change_smile.png", "figures/turing_test.png", "figures/turing_test_answers.png",
-        "figures/interpolation_a.png"]
-    assert figures[0]["figure"] == "training_progression" and figures[2]["caption"] == "caption of average_face.png"
+        "epochs/epoch_0001.png", "figures/training_progression.gif", "figures/training_progression.mp4",
+        "figures/average_face.png", "figures/change_smile.png", "figures/turing_test.png",
+        "figures/turing_test_answers.png", "figures/interpolation_a.png"]
+    # The training movie: the grids of the first 5 epochs of the 7, one frame each, with its epoch.
+    assert figures[0]["kind"] == "frames" and [f["epoch"] for f in figures[0]["frames"]] == [1, 2, 3, 4, 5]
+    assert sorted(os.listdir(os.path.join(site_dir, "epochs"))) == [f"epoch_{e:04d}.png" for e in range(1, 6)]
+    assert figures[1]["figure"] == "training_progression" and figures[3]["caption"] == "caption of average_face.png"
+    index = open(os.path.join(site_dir, "index.html"), encoding="utf-8").read()
+    assert 'href="https://example.org/neuralface?a=1&amp;b=2"' in index and "{{" not in index
     assert not os.path.exists(os.path.join(site_dir, "outside.png"))  # "../outside.png" would land here
 
 
@@ -164,7 +186,8 @@ def test_export_float32_and_bad_inputs(tmp_path):
 
 def test_missing_npm_is_a_clear_error(tmp_path, monkeypatch):
     shutil.copy(os.path.join(webexport.WEB_SRC, "package-lock.json"), tmp_path)
-    assert webexport.stale_packages(str(tmp_path)) == ["@tensorflow/tfjs", "@tensorflow/tfjs-backend-wasm"]
+    assert webexport.stale_packages(str(tmp_path)) == ["@tensorflow/tfjs", "@tensorflow/tfjs-backend-wasm",
+                                                       "@expo-google-fonts/noto-sans-kr"]
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(FileNotFoundError, match="npm"):
         webexport.ensure_node_modules(str(tmp_path))
@@ -201,22 +224,6 @@ def get(url, path):
     return r.status, r.getheader("Content-Type"), body
 
 
-def test_server_serves_only_its_folder(site):
-    url, site_dir, _ = site
-    os.symlink(os.path.join(site_dir, "..", "outside.png"), os.path.join(site_dir, "link.png"))
-    assert get(url, "/")[0] == 200 and b"Neural Face" in get(url, "/")[2]
-    status, ctype, _ = get(url, "/tfjs/tfjs-backend-wasm.wasm")
-    assert status == 200 and ctype == "application/wasm"
-    assert get(url, "/model.json?x=1")[0] == 200
-    assert get(url, "/nothing.png")[0] == 404
-    for path in ("/../outside.png", "/%2e%2e/outside.png", "/%2E%2E%2Foutside.png", "/figures/../../outside.png",
-                 "/..%2foutside.png", "/figures/%2e%2e/%2e%2e/outside.png", "/link.png", "/..\\outside.png",
-                 "/tfjs/", "/figures/"):
-        status, _, body = get(url, path)
-        assert status == 403, (path, status)
-        assert b"\x89PNG" not in body
-
-
 # ---------------------------------------------------------------- the page in Chromium
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -230,7 +237,8 @@ def test_page_draws_what_tf_draws(browser, site, backend):
         assert page.evaluate("window.nf.state.backend") == backend
         assert page.evaluate("window.nf.state.gen.impl") == ("transpose" if backend == "cpu" else "phase")
         status = page.text_content("#status")
-        assert "Model loaded in" in status and f"({backend})" in status and "last face drawn in" in status
+        assert "Model loaded in" in status and f"({backend})" in status
+        assert "last face drawn in" in page.text_content("#timing")
         assert page.evaluate("window.nf.state.timings.load_ms") > 0
         check_against_tf(page, generator)  # the face drawn at start-up
         z_before = page.evaluate("Array.from(window.nf.state.z)")
@@ -326,18 +334,27 @@ def test_page_interactions_language_figures_and_screenshot(browser, site, tmp_pa
         assert "모델 로딩" in page.text_content("#status") and page.text_content("#about h2") == "작동 원리"
         page.click("#lang")
         assert page.text_content("#generate") == "Generate" and "Model loaded in" in page.text_content("#status")
-        # Figures: present sections shown, absent ones hidden; the Turing test reveals its key.
+        # Figures (fetched as they scroll into view): present sections shown, absent ones hidden.
+        webshot.scroll_through(page)
         assert page.is_visible("#fig-average img") and page.is_visible("#fig-change img")
         assert page.is_visible("#fig-other img") and not page.is_visible("#fig-walk")
-        movie = page.locator("#fig-progress video, #fig-progress img")  # the MP4, or its GIF if it cannot play
+        movie = page.locator("#fig-progress video, #fig-progress figure:not(#training-movie) img")  # MP4 or its GIF
         assert movie.count() == 1 and movie.get_attribute("src").endswith(("training_progression.mp4",
                                                                           "training_progression.gif"))
+        # The training movie over epochs 1-5, the epoch written on each frame.
+        assert page.get_attribute("#movie-frame", "src").startswith("epochs/epoch_000")
+        page.click("#movie-play")  # pause it where it is
+        page.fill("#movie-epoch", "2")
+        assert page.get_attribute("#movie-frame", "src") == "epochs/epoch_0003.png"
+        assert page.text_content("#training-movie .epoch-label") == "Epoch 3"
+        # The Turing test reveals its key.
         assert page.get_attribute("#turing-image", "src").endswith("turing_test.png")
         page.click("#turing-image")
         assert page.get_attribute("#turing-image", "src").endswith("turing_test_answers.png")
         page.click("#turing-reveal")
         assert page.get_attribute("#turing-image", "src").endswith("turing_test.png")
-        assert page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+        page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+        assert page.evaluate("Array.from(document.images).every(i => i.naturalWidth > 0)")
         shot = os.environ.get("NF_WEB_SCREENSHOT") or str(tmp_path / "web_page.png")
         webshot.screenshot(page, shot, faces=1, full_page=True)
         assert utils.imread(shot).shape[1] == 1100 and utils.imread(shot).shape[0] > 900

@@ -1,4 +1,4 @@
-// The DCGAN generator in TensorFlow.js ops, run from the raw weights that webexport.py writes
+// The DCGAN generator in TensorFlow.js ops, run from the raw weights that web/export.py writes
 // (model.json: shapes and byte offsets; weights.bin: float16 or float32, little-endian, Keras layouts).
 'use strict';
 

@@ -1,5 +1,8 @@
-"""Export the interactive web page: the page, the generator as raw weights, TF.js from npm, and the figures."""
+"""Export the interactive web page: the page, the generator as raw weights, TF.js and a font from npm, the figures."""
+import html
+import importlib.metadata
 import os
+import re
 import shutil
 import subprocess
 
@@ -8,9 +11,11 @@ from absl import logging
 
 import model
 import utils
+from web import font
 
-WEB_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web")
-PAGE_FILES = ("index.html", "app.js", "generator.js", "style.css")
+WEB_SRC = os.path.dirname(os.path.abspath(__file__))  # the page's files lie beside this module
+PAGE_FILES = ("index.html", "text.js", "figures.js", "app.js", "generator.js", "style.css")
+NPM_PACKAGES = ("@tensorflow/tfjs", "@tensorflow/tfjs-backend-wasm", font.FONT_PACKAGE)
 MANIFEST_FILE = "model.json"
 WEIGHTS_BIN = "weights.bin"
 FIGURES_JSON = "figures.json"
@@ -24,15 +29,19 @@ TFJS_FILES = (
     ("@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm", "tfjs-backend-wasm-simd.wasm"),
     ("@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm", "tfjs-backend-wasm-threaded-simd.wasm"),
 )
+HIDDEN_FIGURES = ("pool",)  # the numbered sheet for choosing --arith_indices: a tool, not a figure to show
+PER_FIGURE = 6  # files of one figure the page shows (options 1-3 write one per z dimension, up to 100 each)
+WEB_EPOCHS = 5  # the training movie: the fixed-z grids of the first epochs, as the original page showed
+CODE_BLOCK = re.compile(r"<!--code-->.*?<!--/code-->", re.S)  # index.html's link to this project's code
 # The layer order the page runs; every Keras variable of the generator, by path.
 LAYERS = ("g_h0_lin", "g_bn0", "g_h1", "g_bn1", "g_h2", "g_bn2", "g_h3", "g_bn3", "g_h4")
 
 
 def stale_packages(web_src=WEB_SRC):
-    """The TF.js packages whose installed version differs from package-lock.json's (or that are not installed)."""
+    """The npm packages whose installed version differs from package-lock.json's (or that are not installed)."""
     lock = utils.read_json(os.path.join(web_src, "package-lock.json"))["packages"]
     stale = []
-    for name in ("@tensorflow/tfjs", "@tensorflow/tfjs-backend-wasm"):
+    for name in NPM_PACKAGES:
         installed = os.path.join(web_src, "node_modules", name, "package.json")
         version = utils.read_json(installed)["version"] if os.path.isfile(installed) else None
         if version != lock[f"node_modules/{name}"]["version"]:
@@ -40,27 +49,28 @@ def stale_packages(web_src=WEB_SRC):
     return stale
 
 
-def _missing_tfjs(web_src):
-    missing = [src for src, _ in TFJS_FILES if not os.path.isfile(os.path.join(web_src, "node_modules", src))]
+def _missing_files(web_src):
+    needed = [src for src, _ in TFJS_FILES] + [f"{font.FONT_PACKAGE}/{src}" for src, _ in font.FONT_FILES]
+    missing = [src for src in needed if not os.path.isfile(os.path.join(web_src, "node_modules", src))]
     return missing + stale_packages(web_src)
 
 
 def ensure_node_modules(web_src=WEB_SRC):
-    """Install TF.js into web/node_modules with `npm ci` (exact versions from package-lock.json) when it is
-    missing or another version is installed."""
-    missing = _missing_tfjs(web_src)
+    """Install TF.js and the font into web/node_modules with `npm ci` (exact versions from package-lock.json) when
+    they are missing or another version is installed."""
+    missing = _missing_files(web_src)
     if not missing:
         return
     npm = shutil.which("npm")
     if npm is None:
-        raise FileNotFoundError(f"{os.path.join(web_src, 'node_modules')} lacks TF.js ({missing[0]}) and npm is not "
+        raise FileNotFoundError(f"{os.path.join(web_src, 'node_modules')} lacks {missing[0]} and npm is not "
                                 "installed: install Node.js with npm (e.g. `apt-get install -y npm`) and run again")
-    logging.info("installing TF.js: npm ci in %s", web_src)
+    logging.info("installing the page's npm packages (TF.js, Noto Sans KR): npm ci in %s", web_src)
     result = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=web_src,
                             capture_output=True, text=True)
     if result.returncode != 0:
         raise ValueError(f"`npm ci` in {web_src} failed (exit {result.returncode}):\n{result.stderr[-2000:]}")
-    still = _missing_tfjs(web_src)
+    still = _missing_files(web_src)
     if still:
         raise FileNotFoundError(f"`npm ci` ran but {still[0]} is still missing or not the locked version under "
                                 f"{web_src}/node_modules")
@@ -125,13 +135,14 @@ def copy_figures(figures_dir, out_dir):
     if not isinstance(entries, list):
         raise ValueError(f"{listing} must hold a list of {{file, kind, caption}} entries")
     root = os.path.realpath(figures_dir)
-    kept = []
+    kept, per_figure, left_out = [], {}, 0
     for e in entries:
         name = e.get("file") if isinstance(e, dict) else None
         if not isinstance(name, str) or not name:
             logging.warning("%s: skipping an entry without a file: %r", listing, e)
             continue
-        if os.path.splitext(name)[1].lower() not in MEDIA_EXTENSIONS:
+        stem, ext = os.path.splitext(name)
+        if ext.lower() not in MEDIA_EXTENSIONS or e.get("figure") in HIDDEN_FIGURES:
             continue  # data files (the Turing test's answers.json, rankings) are not shown on the page
         src = os.path.realpath(os.path.join(figures_dir, name))
         if os.path.commonpath([root, src]) != root:
@@ -140,12 +151,73 @@ def copy_figures(figures_dir, out_dir):
         if not os.path.isfile(src):
             logging.warning("%s lists %s but it does not exist; its section is left out", listing, name)
             continue
+        shown = per_figure.setdefault(str(e.get("figure") or stem), set())
+        if stem not in shown and len(shown) >= PER_FIGURE:  # the GIF and MP4 of one movie count once
+            left_out += 1
+            continue
+        shown.add(stem)
         rel = os.path.relpath(src, root).replace(os.sep, "/")
         copy_file(src, os.path.join(out_dir, "figures", rel))
-        kept.append({"file": "figures/" + rel, "kind": str(e.get("kind", "")), "caption": str(e.get("caption", "")),
-                     "figure": str(e.get("figure", ""))})
+        entry = {"file": "figures/" + rel, "kind": str(e.get("kind", "")), "caption": str(e.get("caption", "")),
+                 "figure": str(e.get("figure", ""))}
+        if isinstance(e.get("epochs"), list):  # a training movie over epochs: one epoch number per frame
+            entry["epochs"] = [int(x) for x in e["epochs"]]
+        kept.append(entry)
+    if left_out:
+        logging.info("left %d figure files out of the page (at most %d files of one figure)", left_out, PER_FIGURE)
     logging.info("copied %d of %d figures from %s", len(kept), len(entries), figures_dir)
     return kept
+
+
+def epoch_frames_dir(src, sample_dir):
+    """Where a generator's per-epoch fixed-z grids (epoch_NNNN.png) lie: the training run's sample folder, or
+    epochs/ beside generator weights (the shipped generator carries its first epochs' grids there)."""
+    if src.run_dir:
+        return src.output_dir((src.run_flags() or {}).get("sample_dir") or sample_dir)
+    return os.path.join(src.weights_dir or ".", "epochs")
+
+
+def copy_epoch_frames(folder, out_dir, epochs=WEB_EPOCHS):
+    """Copy the grids of the first `epochs` epochs in folder to out_dir/epochs; returns the training movie's
+    figures.json entry (kind "frames": the page plays them with the epoch on each frame), or None."""
+    if not epochs or not folder or not os.path.isdir(folder):
+        return None
+    found = sorted((int(m.group(1)), name) for name in os.listdir(folder)
+                   if (m := re.fullmatch(r"epoch_(\d+)\.png", name)) and os.path.isfile(os.path.join(folder, name)))
+    if not found:
+        return None
+    frames = []
+    for epoch, name in found[:epochs]:
+        copy_file(os.path.join(folder, name), os.path.join(out_dir, "epochs", name))
+        frames.append({"file": f"epochs/{name}", "epoch": epoch})
+    logging.info("training movie: the fixed-z grids of epochs %d-%d from %s", frames[0]["epoch"], frames[-1]["epoch"],
+                 folder)
+    return {"file": frames[0]["file"], "kind": "frames", "figure": "training_epochs", "caption": "", "frames": frames}
+
+
+def package_url():
+    """The installed package's code address (setup.py's url or a Source project URL), or ''."""
+    try:
+        meta = importlib.metadata.metadata("neuralface")
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+    for entry in meta.get_all("Project-URL") or []:  # "Source, https://..."
+        label, _, url = entry.partition(",")
+        if label.strip().lower() in ("source", "code", "repository"):
+            return url.strip()
+    return meta.get("Home-page") or ""
+
+
+def page_html(repo_url):
+    """index.html with the link to this project's code, or without that link when no address is known."""
+    with open(os.path.join(WEB_SRC, "index.html"), encoding="utf-8") as f:
+        page = f.read()
+    if not repo_url:
+        return CODE_BLOCK.sub("", page)
+    if not re.fullmatch(r"https?://[^\s\"'<>]+", repo_url):
+        raise ValueError(f"--web_repo_url must be an http:// or https:// address, got {repo_url!r}")
+    name = re.sub(r"^https?://(www\.)?", "", repo_url).rstrip("/")
+    return page.replace("{{repo_url}}", html.escape(repo_url, quote=True)).replace("{{repo_name}}", html.escape(name))
 
 
 def copy_file(src, dst):
@@ -153,25 +225,39 @@ def copy_file(src, dst):
         utils.atomic_write(dst, lambda out: shutil.copyfileobj(f, out))
 
 
-def export(generator, cfg, out_dir, figures_dir=None, dtype="float16", step=0, source=""):
-    """Write the self-contained static site into out_dir: a new or empty folder, or an earlier export (updated)."""
+def export(generator, cfg, out_dir, figures_dir=None, dtype="float16", step=0, source="", repo_url=None,
+           epochs_dir=None, epochs=WEB_EPOCHS):
+    """Write the self-contained static site into out_dir: a new or empty folder, or an earlier export (updated).
+
+    repo_url: the code link (None: the installed package's url, if any); epochs_dir: where the per-epoch grids of
+    the training movie lie (its first `epochs` epochs are shown)."""
     if os.path.isdir(out_dir) and os.listdir(out_dir) and not os.path.isfile(os.path.join(out_dir, MANIFEST_FILE)):
         raise ValueError(f"{out_dir} holds other files and is no earlier web export; give a new or empty folder so "
                          "nothing in it is overwritten")
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(f"{out_dir} is a file, not a folder")
+    repo_url = package_url() if repo_url is None else repo_url
+    index = page_html(repo_url)
     ensure_node_modules()
     os.makedirs(out_dir, exist_ok=True)
-    for name in PAGE_FILES:
+    utils.atomic_write(os.path.join(out_dir, "index.html"), lambda f: f.write(index.encode("utf-8")))
+    for name in PAGE_FILES[1:]:
         copy_file(os.path.join(WEB_SRC, name), os.path.join(out_dir, name))
     for src, name in TFJS_FILES:
         copy_file(os.path.join(WEB_SRC, "node_modules", src), os.path.join(out_dir, "tfjs", name))
     figures = copy_figures(figures_dir, out_dir)
+    movie = None if any("epochs" in e for e in figures) else copy_epoch_frames(epochs_dir, out_dir, epochs)
+    figures = ([movie] if movie else []) + figures
     utils.write_json(os.path.join(out_dir, FIGURES_JSON), figures)
+    text = font.page_text(WEB_SRC, PAGE_FILES, [e["caption"] for e in figures] + [repo_url or ""])
+    font.write_fonts(os.path.join(WEB_SRC, "node_modules", font.FONT_PACKAGE), os.path.join(out_dir, "fonts"), text,
+                     cache_dir=os.path.join(WEB_SRC, "node_modules", ".font-cache"))
     manifest = write_weights(generator, cfg, out_dir, dtype, step=int(step), source=source)
     logging.info("wrote the web page to %s (%s weights, %.1f MB, %d figures); serve it with "
                  "`python main.py --serve --serve_dir %s`", out_dir, dtype, manifest["bytes"] / 1e6, len(figures),
                  out_dir)
+    if not repo_url:
+        logging.info("the page links to the original's code only: give --web_repo_url for this project's")
     return {"dir": out_dir, "manifest": manifest, "figures": figures}
 
 
@@ -181,4 +267,7 @@ def export_from_flags(src, f):
     if f["web_figures"] and not os.path.isdir(figures_dir):
         raise FileNotFoundError(f"--web_figures={figures_dir} is not a folder (give the folder --visualize wrote, "
                                 f"which holds {FIGURES_JSON})")
-    return export(src.generator, src.cfg, f["export_web"], figures_dir, f["web_dtype"], src.step, src.description)
+    if f["web_epochs"] < 0:
+        raise ValueError(f"--web_epochs must be 0 (no training movie) or more, got {f['web_epochs']}")
+    return export(src.generator, src.cfg, f["export_web"], figures_dir, f["web_dtype"], src.step, src.description,
+                  f["web_repo_url"] or None, epoch_frames_dir(src, f["sample_dir"]), f["web_epochs"])

@@ -1,13 +1,16 @@
 """Screenshot an exported web page in headless Chromium (Debian's chromium, driven by PyPI playwright).
 
-    python webshot.py SITE_DIR assets/web_page.png [--faces 8] [--lang en] [--backend auto]
+    python -m web.shot SITE_DIR assets/web_page.png [--faces 8] [--lang en] [--backend auto]
 """
 import argparse
+import os
 import shutil
 import sys
 
-import utils
-import webserve
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # utils imports TensorFlow; keep its start-up lines out
+
+import utils  # noqa: E402
+from web import serve as webserve  # noqa: E402
 
 # Headless Chromium has no GPU: SwiftShader gives WebGL a software implementation.
 CHROMIUM_ARGS = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist"]
@@ -21,6 +24,19 @@ def launch(playwright):
     return playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
 
 
+def scroll_through(page):
+    """Scroll to the bottom in half screens, as a reader would, so every lazily loaded figure comes into view once;
+    returns when all figure images have loaded."""
+    page.evaluate("""async () => {
+        for (let y = 0; y < document.body.scrollHeight; y += innerHeight / 2) {
+            scrollTo(0, y);
+            await new Promise((r) => setTimeout(r, 60));
+        }
+    }""")
+    page.wait_for_function("Array.from(document.querySelectorAll('#figures img')).every("
+                           "i => i.getAttribute('src') && i.complete)")
+
+
 def screenshot(page, path, faces=8, full_page=False):
     """Draw a few random faces on an opened page, then save a PNG of the viewport (or the full page) at path."""
     if not page.evaluate("window.nf.ready"):
@@ -28,6 +44,9 @@ def screenshot(page, path, faces=8, full_page=False):
     for _ in range(max(faces - 1, 0)):
         page.click("#random")
         page.evaluate("window.nf.idle()")
+    if full_page:  # figures load as they scroll into view
+        scroll_through(page)
+        page.evaluate("scrollTo(0, 0)")
     page.evaluate("document.querySelectorAll('video').forEach(v => v.pause())")
     with utils.atomic_path(path) as tmp:
         page.screenshot(path=tmp, full_page=full_page)
