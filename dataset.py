@@ -232,6 +232,17 @@ def index_batches(num_images, batch_size, seed, start_epoch, start_batch, end_ep
     return batches[:max_batches].astype(np.int32)
 
 
+def replica_batches(batches, num_workers, worker, local_replicas):
+    """The rows of `batches` (steps, global batch) that one worker's input pipeline yields: for every step, one
+    row per local replica, in replica order (how a distributed iterator hands them out); replica r of the
+    global batch takes columns [r * b, (r + 1) * b), so any split trains on the same global batches."""
+    steps, global_batch = batches.shape
+    replicas = num_workers * local_replicas
+    per_replica = global_batch // replicas
+    mine = batches.reshape(steps, replicas, per_replica)[:, worker * local_replicas:(worker + 1) * local_replicas]
+    return mine.reshape(steps * local_replicas, per_replica)
+
+
 def make_dataset(pixels, batches, c_dim):
     """tf.data of uint8 (B, H, W, c_dim) batches: batches[i] indexes pixels (an array or a memory map)."""
     shape = (batches.shape[1],) + pixels.shape[1:3] + (c_dim,)

@@ -104,8 +104,15 @@ flags.DEFINE_integer("max_pixels", 40_000_000, "Skip training images with more p
 flags.DEFINE_boolean("progress", True, "Show a progress bar while training [True]")
 flags.DEFINE_string("export_dir", "", "Where --export writes; empty = <run folder>/export []")
 flags.DEFINE_enum("export_dtype", "float32", ["float32", "float16"], "dtype of the exported generator.npz [float32]")
-flags.DEFINE_enum("strategy", "default", ["default"],
-                  "tf.distribute strategy; only the default single-device one exists so far [default]")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
+                  "tf.distribute strategy: default (one device), mirrored (all local GPUs, or --devices), "
+                  "multi_worker (the machines TF_CONFIG lists); --batch_size stays the global batch [default]")
+flags.DEFINE_string("devices", "", "--strategy mirrored: comma list of devices, e.g. /gpu:0,/gpu:1; naming several "
+                    "CPUs (/cpu:0,/cpu:1) splits the CPU into as many replicas []")
+flags.DEFINE_boolean("sync_bn", False, "Batch norm over the global batch across replicas (default: each "
+                     "replica's own share, as the original's one-GPU graph) [False]")
+flags.DEFINE_float("collective_timeout", 300.0, "--strategy multi_worker: seconds a collective may wait for the "
+                   "other workers before this one stops with an error (a dead worker) [300]")
 # Web (issue 5)
 flags.DEFINE_string("export_web", "", "Write the interactive web page with the generator into this folder []")
 flags.DEFINE_string("web_figures", "", "Folder with figures.json (from --visualize) whose figures the page shows; "
@@ -192,7 +199,7 @@ def main(argv):
         if f["serve"]:
             from web import serve as webserve
             webserve.serve(f["serve_dir"] or f["export_web"], f["serve_host"], f["serve_port"])
-    except (OSError, ValueError, train.NonFiniteLossError, train.CheckpointSaveError) as e:
+    except (OSError, ValueError, train.NonFiniteLossError, train.CheckpointSaveError, train.WorkerLostError) as e:
         # A user's mistake or the machine's state (a missing folder, a full disk): the message, not a traceback.
         logging.error("%s", e if not isinstance(e, OSError) or not e.filename else f"{e.strerror}: {e.filename}")
         sys.exit(1)

@@ -79,28 +79,28 @@ def generator_sizes(height, width):
     return sizes
 
 
-def make_generator(cfg, dtype=None):
+def make_generator(cfg, dtype=None, sync_bn=False):
     """G: linear z -> s/16 x s/16 x 8gf, BN, ReLU; four 5x5 stride-2 transposed convs; tanh (always float32)."""
     sizes = generator_sizes(cfg.output_height, cfg.output_width)
     (h16, w16) = sizes[0]
     z = keras.Input(shape=(cfg.z_dim,), name="z")
     x = linear(cfg.gf_dim * 8 * h16 * w16, "g_h0_lin", dtype)(z)
     x = layers.Reshape((h16, w16, cfg.gf_dim * 8), name="g_h0_reshape", dtype=dtype)(x)
-    x = layers.ReLU(name="g_h0_relu", dtype=dtype)(batch_norm("g_bn0", dtype)(x))
+    x = layers.ReLU(name="g_h0_relu", dtype=dtype)(batch_norm("g_bn0", dtype, sync_bn)(x))
     for i, filters in enumerate((cfg.gf_dim * 4, cfg.gf_dim * 2, cfg.gf_dim), start=1):
         x = deconv2d(filters, sizes[i - 1], sizes[i], f"g_h{i}", dtype)(x)
-        x = layers.ReLU(name=f"g_h{i}_relu", dtype=dtype)(batch_norm(f"g_bn{i}", dtype)(x))
+        x = layers.ReLU(name=f"g_h{i}_relu", dtype=dtype)(batch_norm(f"g_bn{i}", dtype, sync_bn)(x))
     x = deconv2d(cfg.c_dim, sizes[3], sizes[4], "g_h4", dtype)(x)
     images = layers.Activation("tanh", name="g_tanh", dtype="float32")(x)
     return keras.Model(z, images, name="generator")
 
 
-def make_discriminator(cfg, dtype=None):
+def make_discriminator(cfg, dtype=None, sync_bn=False):
     """D: four 5x5 stride-2 convs (BN on all but the first), LeakyReLU 0.2, linear -> one float32 logit."""
     images = keras.Input(shape=(cfg.output_height, cfg.output_width, cfg.c_dim), name="images")
     x = lrelu("d_h0_lrelu", dtype)(conv2d(cfg.df_dim, "d_h0_conv", dtype)(images))
     for i, filters in enumerate((cfg.df_dim * 2, cfg.df_dim * 4, cfg.df_dim * 8), start=1):
-        x = lrelu(f"d_h{i}_lrelu", dtype)(batch_norm(f"d_bn{i}", dtype)(conv2d(filters, f"d_h{i}_conv", dtype)(x)))
+        x = lrelu(f"d_h{i}_lrelu", dtype)(batch_norm(f"d_bn{i}", dtype, sync_bn)(conv2d(filters, f"d_h{i}_conv", dtype)(x)))
     x = layers.Flatten(name="d_flatten", dtype=dtype)(x)
     logits = linear(1, "d_h4_lin", "float32")(x)  # the logit and so the losses in float32 under mixed precision
     return keras.Model(images, logits, name="discriminator")
@@ -151,14 +151,27 @@ class DCGAN:
     loop of training steps (each: 1 D update, then g_updates G updates), with z drawn on the device."""
 
     def __init__(self, cfg, learning_rate=0.0002, beta1=0.5, g_updates=2, precision="float32", seed=0,
-                 batches_per_epoch=None):
+                 batches_per_epoch=None, strategy=None, sync_bn=False):
         if g_updates < 1:
             raise ValueError(f"--g_updates must be at least 1, got {g_updates}")
         if precision not in PRECISIONS[1:]:
             raise ValueError(f"precision must be resolved to one of {', '.join(PRECISIONS[1:])}, got {precision!r}")
         self.cfg, self.g_updates, self.precision = cfg, g_updates, precision
-        self.generator = make_generator(cfg, precision)
-        self.discriminator = make_discriminator(cfg, precision)
+        self.strategy = strategy or tf.distribute.get_strategy()
+        with self.strategy.scope():  # every variable mirrored on each replica (one copy without a strategy)
+            self._build(cfg, learning_rate, beta1, precision, sync_bn)
+        self.seed = int(seed)
+        self.batches_per_epoch = batches_per_epoch
+        spec_images = tf.TensorSpec([None, cfg.output_height, cfg.output_width, cfg.c_dim], tf.float32)
+        spec_z = tf.TensorSpec([None, cfg.z_dim], tf.float32)
+        # The batch dimension stays None, so the last, smaller sample batch or a new batch size needs no retrace.
+        self.train_step = tf.function(self._train_step, input_signature=[spec_images, spec_z])
+        self.generate = tf.function(self._generate, input_signature=[spec_z])
+        self.train_loop = tf.function(self._train_loop)
+
+    def _build(self, cfg, learning_rate, beta1, precision, sync_bn):
+        self.generator = make_generator(cfg, precision, sync_bn)
+        self.discriminator = make_discriminator(cfg, precision, sync_bn)
         # epsilon 1e-8 is TF1's AdamOptimizer default, which the original used.
         self.g_adam = keras.optimizers.Adam(learning_rate, beta_1=beta1, epsilon=1e-8)
         self.d_adam = keras.optimizers.Adam(learning_rate, beta_1=beta1, epsilon=1e-8)
@@ -174,14 +187,6 @@ class DCGAN:
         self.step = tf.Variable(0, dtype=tf.int64, name="step", trainable=False)
         self.epoch = tf.Variable(0, dtype=tf.int64, name="epoch", trainable=False)
         self.batch_in_epoch = tf.Variable(0, dtype=tf.int64, name="batch_in_epoch", trainable=False)
-        self.seed = int(seed)
-        self.batches_per_epoch = batches_per_epoch
-        spec_images = tf.TensorSpec([None, cfg.output_height, cfg.output_width, cfg.c_dim], tf.float32)
-        spec_z = tf.TensorSpec([None, cfg.z_dim], tf.float32)
-        # The batch dimension stays None, so the last, smaller sample batch or a new batch size needs no retrace.
-        self.train_step = tf.function(self._train_step, input_signature=[spec_images, spec_z])
-        self.generate = tf.function(self._generate, input_signature=[spec_z])
-        self.train_loop = tf.function(self._train_loop)
 
     def checkpoint_objects(self):
         """What a training checkpoint holds; the loss scale only under mixed_float16."""
@@ -208,7 +213,10 @@ class DCGAN:
     def _update(self, optimizer, tape, scaled_loss, variables):
         optimizer.apply_gradients(zip(tape.gradient(scaled_loss, variables), variables))
 
-    def _train_step(self, images, z):
+    def _train_step(self, images, z, replicas=1):
+        """One D update and g_updates G updates on this replica's share of the batch. The gradients of the
+        replicas are summed (all-reduced) by apply_gradients, so each differentiates its mean loss / replicas:
+        together, the mean over the global batch."""
         G, D = self.generator, self.discriminator
         with tf.GradientTape() as tape:
             fake = G(z, training=True)
@@ -217,14 +225,14 @@ class DCGAN:
             d_loss_real = _bce(real_logits, 1.0)
             d_loss_fake = _bce(fake_logits, 0.0)
             d_loss = d_loss_real + d_loss_fake
-            d_scaled = self._scaled(self.d_optimizer, d_loss)
+            d_scaled = self._scaled(self.d_optimizer, d_loss / replicas)
         self._update(self.d_optimizer, tape, d_scaled, D.trainable_variables)
         # The original ran the G update twice per D update "to make sure that d_loss does not go to zero".
         g_loss = tf.constant(0.0)
         for _ in range(self.g_updates):
             with tf.GradientTape() as tape:
                 g_loss = _bce(D(G(z, training=True), training=True), 1.0)
-                g_scaled = self._scaled(self.g_optimizer, g_loss)
+                g_scaled = self._scaled(self.g_optimizer, g_loss / replicas)
             self._update(self.g_optimizer, tape, g_scaled, G.trainable_variables)
         return {"d_loss": d_loss, "d_loss_real": d_loss_real, "d_loss_fake": d_loss_fake, "g_loss": g_loss,
                 "d_real": tf.sigmoid(tf.cast(real_logits, tf.float32)),
@@ -239,9 +247,27 @@ class DCGAN:
         self.epoch.assign_add(tf.cast(end, tf.int64))
         self.batch_in_epoch.assign(tf.where(end, tf.constant(0, tf.int64), next_batch))
 
-    def _train_loop(self, iterator, num_steps):
-        """num_steps training steps on uint8 batches from iterator, with no trip to Python between them.
-        Returns the (num_steps, 4) losses (LOSS_NAMES), and D's outputs and z of the last step."""
+    def _replica_step(self, images_uint8, step):
+        """One training step on one replica: its slice of the global batch's z, so any number of replicas draws
+        the same z as one device. Returns the losses (each replica's share of the global mean) and D's outputs."""
+        ctx = tf.distribute.get_replica_context()
+        replicas = ctx.num_replicas_in_sync
+        local = tf.shape(images_uint8, out_type=tf.int32)[0]
+        z = self.draw_z(local * replicas, step)
+        z = z[ctx.replica_id_in_sync_group * local:(ctx.replica_id_in_sync_group + 1) * local]
+        out = self._train_step(tf.cast(images_uint8, tf.float32) / 127.5 - 1.0, z, replicas)
+        losses = tf.stack([out[k] for k in LOSS_NAMES]) / tf.cast(replicas, tf.float32)
+        return losses, out["d_real"], out["d_fake"], z
+
+    def _train_loop(self, iterator, num_steps, stop=False):
+        """num_steps training steps on uint8 batches from iterator (a distributed one under a strategy), with no
+        trip to Python between them. `stop` is this worker's wish to stop (a signal): it is agreed with every
+        other worker first, and if any wants to, no step runs, so all save and stop at the same step.
+        Returns the (steps run, 4) losses (LOSS_NAMES), D's outputs and z of the last step on the first local
+        replica, and whether the workers stopped."""
+        stop = self.strategy.reduce(tf.distribute.ReduceOp.SUM, self.strategy.run(
+            lambda s: tf.cast(s, tf.int32), args=(tf.convert_to_tensor(stop),)), axis=None) > 0
+        num_steps = tf.where(stop, 0, num_steps)
         losses = tf.TensorArray(tf.float32, size=num_steps)
         d_real = d_fake = tf.zeros([0, 1])
         z = tf.zeros([0, self.cfg.z_dim])
@@ -249,13 +275,11 @@ class DCGAN:
             tf.autograph.experimental.set_loop_options(shape_invariants=[
                 (d_real, tf.TensorShape([None, 1])), (d_fake, tf.TensorShape([None, 1])),
                 (z, tf.TensorShape([None, self.cfg.z_dim]))])
-            images = tf.cast(next(iterator), tf.float32) / 127.5 - 1.0
-            z = self.draw_z(tf.shape(images, out_type=tf.int32)[0], self.step + 1)
-            out = self._train_step(images, z)
-            losses = losses.write(i, tf.stack([out[k] for k in LOSS_NAMES]))
-            d_real, d_fake = out["d_real"], out["d_fake"]
+            per_replica = self.strategy.run(self._replica_step, args=(next(iterator), self.step + 1))
+            losses = losses.write(i, self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica[0], axis=None))
+            d_real, d_fake, z = (self.strategy.experimental_local_results(t)[0] for t in per_replica[1:])
             self._advance()
-        return losses.stack(), d_real, d_fake, z
+        return losses.stack(), d_real, d_fake, z, stop
 
     def _generate(self, z):
         # The original's sampler: batch norm with the moving statistics (train=False).

@@ -40,9 +40,11 @@ def linear(units, name, dtype=None):
         bias_initializer="zeros")
 
 
-def batch_norm(name, dtype=None):
-    """Batch normalisation with the original's decay 0.9, epsilon 1e-5 and a learned scale."""
-    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, scale=True, name=name, dtype=dtype)
+def batch_norm(name, dtype=None, synchronized=False):
+    """Batch normalisation with the original's decay 0.9, epsilon 1e-5 and a learned scale; synchronized: the
+    statistics of the global batch across replicas (--sync_bn) instead of each replica's own."""
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, scale=True, name=name, dtype=dtype,
+                                     synchronized=synchronized)
 
 
 def lrelu(name, dtype=None):

@@ -3,7 +3,9 @@ import glob
 import hashlib
 import logging as pylogging
 import os
+import shutil
 import signal
+import tempfile
 import threading
 import time
 
@@ -14,9 +16,14 @@ from absl import logging
 from tqdm import tqdm
 
 import dataset
+import distribute
 import model
 import runs
 import utils
+
+# What a collective op raises on the workers that are left when one dies or stops answering.
+_WORKER_LOST = (tf.errors.DeadlineExceededError, tf.errors.UnavailableError, tf.errors.CancelledError,
+                tf.errors.AbortedError)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -27,11 +34,20 @@ class CheckpointSaveError(RuntimeError):
     pass
 
 
-def _save(manager, number):
+class WorkerLostError(RuntimeError):
+    pass
+
+
+def _save(manager, number, keep=True):
     """manager.save, turning a failed write (a full disk) into one clear error: TensorFlow's half-written
-    ckpt-N_temp folder goes, the earlier checkpoints stay, and rerunning the command resumes from the latest."""
+    ckpt-N_temp folder goes, the earlier checkpoints stay, and rerunning the command resumes from the latest.
+    keep=False (a worker other than the chief, which saves too, as TensorFlow's multi-worker saving expects,
+    but into its scratch folder) deletes what it wrote."""
     try:
-        return manager.save(checkpoint_number=number)
+        path = manager.save(checkpoint_number=number)
+        if not keep:
+            shutil.rmtree(manager.directory, ignore_errors=True)
+        return path
     except (OSError, tf.errors.OpError) as e:
         for temp in tf.io.gfile.glob(os.path.join(glob.escape(manager.directory), f"ckpt-{number}_temp*")):
             tf.io.gfile.rmtree(temp) if tf.io.gfile.isdir(temp) else tf.io.gfile.remove(temp)
@@ -81,45 +97,73 @@ def _files_digest(files):
 
 def train(flags):
     """Train (or resume) a DCGAN as configured by `flags`, a dict of the resolved command-line flags."""
+    cluster = distribute.make_cluster(flags["strategy"], flags["devices"], flags["collective_timeout"])
     paths = runs.run_paths(flags["out_dir"], flags["out_name"], flags["checkpoint_dir"], flags["sample_dir"])
-    for d in (paths.run_dir, paths.checkpoint_dir, paths.sample_dir, paths.log_dir):
-        os.makedirs(d, exist_ok=True)
-    handler = _log_to_file(paths.run_dir)
+    handler = scratch = None
+    if cluster.is_chief:
+        for d in (paths.run_dir, paths.checkpoint_dir, paths.sample_dir, paths.log_dir):
+            os.makedirs(d, exist_ok=True)
+        handler = _log_to_file(paths.run_dir)
+    else:  # the chief alone writes the run folder; this worker's own files go to a scratch folder
+        scratch = tempfile.mkdtemp(prefix=f"neuralface-worker{cluster.worker}-")
     try:
-        return _train(flags, paths)
+        return _train(flags, paths, cluster, scratch)
+    except _WORKER_LOST as e:
+        if cluster.num_workers == 1:
+            raise
+        reason = (getattr(e, "message", None) or str(e)).strip().splitlines()[0][:200]
+        raise WorkerLostError(
+            f"worker {cluster.worker} of {cluster.num_workers}: another worker stopped answering ({reason}). "
+            "Run the same commands on every worker again to resume from the last checkpoint.") from None
     finally:
-        pylogging.getLogger("absl").removeHandler(handler)
-        handler.close()
+        if handler:
+            pylogging.getLogger("absl").removeHandler(handler)
+            handler.close()
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _load_data(flags, paths, seed):
-    """The decoded training set (each file's fate decided once) and the load settings it was decoded with."""
+def _load_data(flags, paths, seed, scratch):
+    """The decoded training set (each file's fate decided once), and the indices of the images trained on."""
     all_files = dataset.list_images(flags["data_dir"], flags["dataset"], flags["input_fname_pattern"])
     load = dict(input_height=flags["input_height"], input_width=flags["input_width"],
                 output_height=flags["output_height"], output_width=flags["output_width"], crop=flags["crop"])
-    data = dataset.prepare_images(all_files, load, os.path.join(paths.run_dir, "cache"), flags["max_pixels"])
+    data = dataset.prepare_images(all_files, load, os.path.join(scratch or paths.run_dir, "cache"),
+                                  flags["max_pixels"])
     if data.skipped:
         for path, reason in data.skipped[:50]:
             logging.warning("skipping %s: %s", path, reason)
         if len(data.skipped) > 50:
             logging.warning("skipped %d more files (all are listed in skipped_files.txt)", len(data.skipped) - 50)
-    utils.atomic_write(os.path.join(paths.run_dir, "skipped_files.txt"),
-                       lambda f: f.write("".join(f"{p}\t{r}\n" for p, r in data.skipped).encode(
-                           "utf-8", "surrogateescape")))
+    if not scratch:
+        utils.atomic_write(os.path.join(paths.run_dir, "skipped_files.txt"),
+                           lambda f: f.write("".join(f"{p}\t{r}\n" for p, r in data.skipped).encode(
+                               "utf-8", "surrogateescape")))
     index = np.arange(len(data.files))
     if flags["holdout"]:
         # A fixed, seeded slice never trained on: the real side of the memorisation check (metrics nn).
-        held = np.sort(np.random.default_rng([seed, 3]).permutation(len(index))[:round(flags["holdout"] * len(index))])
-        utils.atomic_write(os.path.join(paths.run_dir, runs.HOLDOUT_FILE), lambda f: f.write(
-            "".join(data.files[i] + "\n" for i in held).encode("utf-8", "surrogateescape")))
+        count = round(flags["holdout"] * len(index))
+        held = np.sort(np.random.default_rng([seed, 3]).permutation(len(index))[:count])
+        if not scratch:
+            utils.atomic_write(os.path.join(paths.run_dir, runs.HOLDOUT_FILE), lambda f: f.write(
+                "".join(data.files[i] + "\n" for i in held).encode("utf-8", "surrogateescape")))
         index = np.setdiff1d(index, held)
     if flags["train_size"] and flags["train_size"] < len(index):
         # A fixed subset (seeded), so every epoch trains on the same train_size images.
-        index = np.sort(np.random.default_rng(seed).permutation(len(index))[:flags["train_size"]])
-    return data, index, load
+        index = index[np.sort(np.random.default_rng(seed).permutation(len(index))[:flags["train_size"]])]
+    return data, index
 
 
-def _train(flags, paths):
+def _agree(cluster, value):
+    """The chief's value of an int64, on every worker (a collective: each worker must call it)."""
+    def mine():  # the chief's first replica contributes the value, every other replica zero
+        first = tf.distribute.get_replica_context().replica_id_in_sync_group == 0
+        return tf.where(first, tf.constant(value, tf.int64), tf.constant(0, tf.int64))
+    return int(cluster.strategy.reduce(tf.distribute.ReduceOp.SUM, cluster.strategy.run(mine), axis=None))
+
+
+def _train(flags, paths, cluster, scratch):
+    chief = cluster.is_chief
     previous = runs.read_run_flags(paths.run_dir)
     if previous is not None:  # resuming: keep the seed, so the data order and z continue where they stopped
         seed = previous["seed"]
@@ -127,9 +171,12 @@ def _train(flags, paths):
         seed = flags["seed"]
     else:
         seed = int(np.random.SeedSequence().entropy % (2 ** 31))
-    data, index, load = _load_data(flags, paths, seed)
-    files = [data.files[i] for i in index]
+    if cluster.num_workers > 1:
+        seed = _agree(cluster, seed)  # a new run's random seed is the chief's
     batch_size = flags["batch_size"]
+    distribute.check_batch(batch_size, cluster.replicas)
+    data, index = _load_data(flags, paths, seed, scratch)
+    files = [data.files[i] for i in index]
     if len(files) < batch_size:
         raise ValueError(f"only {len(files)} usable images in {os.path.join(flags['data_dir'], flags['dataset'])} "
                          f"({len(data.skipped)} skipped), fewer than one batch of --batch_size={batch_size}; "
@@ -147,19 +194,21 @@ def _train(flags, paths):
             logging.warning("the image list differs from the one this run last trained on; "
                             "batches from here on follow the new list")
     batches_per_epoch = len(files) // batch_size
-    utils.write_json(paths.flags_file, {**{k: v for k, v in flags.items() if k != "precision_given"},
-                                        "seed": seed, "model": cfg.to_dict(), "precision": precision,
-                                        "precision_flag": flags["precision"], "files_digest": digest,
-                                        "num_images": len(files), "num_skipped": len(data.skipped),
-                                        "batches_per_epoch": batches_per_epoch})
+    if chief:
+        utils.write_json(paths.flags_file, {**{k: v for k, v in flags.items() if k != "precision_given"},
+                                            "seed": seed, "model": cfg.to_dict(), "precision": precision,
+                                            "precision_flag": flags["precision"], "files_digest": digest,
+                                            "num_images": len(files), "num_skipped": len(data.skipped),
+                                            "batches_per_epoch": batches_per_epoch, "replicas": cluster.replicas,
+                                            "workers": cluster.num_workers})
 
     keras.utils.set_random_seed(seed)  # the initial weights too, so a run is repeatable from its seed
     gan = model.DCGAN(cfg, flags["learning_rate"], flags["beta1"], flags["g_updates"], precision, seed,
-                      batches_per_epoch)
+                      batches_per_epoch, cluster.strategy, flags["sync_bn"])
     ckpt = tf.train.Checkpoint(**gan.checkpoint_objects())
-    restored = runs.restore_checkpoint(ckpt, paths.checkpoint_dir, set_aside=True)
-    manager = tf.train.CheckpointManager(ckpt, paths.checkpoint_dir, max_to_keep=flags["max_to_keep"],
-                                         checkpoint_name="ckpt")
+    restored = runs.restore_checkpoint(ckpt, paths.checkpoint_dir, set_aside=chief)
+    manager = tf.train.CheckpointManager(ckpt, paths.checkpoint_dir if chief else os.path.join(scratch, "checkpoint"),
+                                         max_to_keep=flags["max_to_keep"], checkpoint_name="ckpt")
     if restored:
         logging.info("resumed %s: step %d, epoch %d, batch %d", restored, int(gan.step.numpy()),
                      int(gan.epoch.numpy()), int(gan.batch_in_epoch.numpy()))
@@ -172,13 +221,17 @@ def _train(flags, paths):
     else:
         # The original's fixed z for training grids: one batch (capped at 64 so grids stay readable).
         sample_z = model.sample_z(cfg.z_dist, min(batch_size, 64), cfg.z_dim, np.random.default_rng([seed, 1]))
-        utils.atomic_write(sample_z_path, lambda f: np.save(f, sample_z))
+        if chief:
+            utils.atomic_write(sample_z_path, lambda f: np.save(f, sample_z))
     grid_size = utils.image_manifold_size(len(sample_z))
-    writer = tf.summary.create_file_writer(paths.log_dir)
-    logging.info("training on %d images (%d batches of %d per epoch), model %s, precision %s, seed %d",
-                 len(files), batches_per_epoch, batch_size, cfg, precision, seed)
+    writer = tf.summary.create_file_writer(paths.log_dir) if chief else tf.summary.create_noop_writer()
+    logging.info("training on %d images (%d batches of %d per epoch), model %s, precision %s, seed %d, "
+                 "%d replica(s) on %d worker(s)", len(files), batches_per_epoch, batch_size, cfg, precision, seed,
+                 cluster.replicas, cluster.num_workers)
 
     def save_samples(name, current_step):
+        if not chief:
+            return None
         images = gan.generate(tf.constant(sample_z)).numpy()
         path = os.path.join(paths.sample_dir, name)
         utils.save_images(images, grid_size, path)
@@ -190,15 +243,24 @@ def _train(flags, paths):
     def end_of_epoch(epoch, current_step):
         """Every --snapshot_freq epochs: the epoch's fixed-z grid (the training movie's frame) and the generator
         weights (for metrics and choosing an epoch), under samples/ and snapshots/."""
-        if flags["snapshot_freq"] and epoch % flags["snapshot_freq"] == 0:
+        if chief and flags["snapshot_freq"] and epoch % flags["snapshot_freq"] == 0:
             save_samples(f"epoch_{epoch:04d}.png", current_step)
             model.save_generator_weights(gan.generator, cfg, os.path.join(paths.run_dir, "snapshots",
                                                                           f"epoch_{epoch:04d}"),
                                          step=current_step, epoch=epoch, images_seen=current_step * batch_size)
 
+    def batches_iterator(batches):
+        """A distributed iterator over the index rows `batches`: each worker reads its own replicas' share."""
+        def per_worker(ctx):
+            local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
+            rows = dataset.replica_batches(batches, ctx.num_input_pipelines, ctx.input_pipeline_id, local)
+            return dataset.make_dataset(pixels, rows, cfg.c_dim)
+        return iter(cluster.strategy.distribute_datasets_from_function(per_worker))
+
     with _deferred_interrupts() as stop:
         try:
-            status = _loop(flags, gan, pixels, seed, manager, writer, save_samples, end_of_epoch, stop)
+            status = _loop(flags, gan, len(pixels), seed, manager, writer, save_samples, end_of_epoch, stop,
+                           batches_iterator, keep_checkpoints=chief)
         finally:
             writer.close()
     return {"run_dir": paths.run_dir, "step": int(gan.step.numpy()), "epoch": int(gan.epoch.numpy()),
@@ -236,7 +298,8 @@ def _next_multiple(step, freq):
     return (step // freq + 1) * freq if freq else None
 
 
-def _loop(flags, gan, pixels, seed, manager, writer, save_samples, end_of_epoch, stop):
+def _loop(flags, gan, num_images, seed, manager, writer, save_samples, end_of_epoch, stop, batches_iterator,
+          keep_checkpoints=True):
     batch_size, num_epochs, max_steps = flags["batch_size"], flags["epoch"], flags["max_steps"]
     per_epoch = gan.batches_per_epoch
     start_step, start_epoch = int(gan.step.numpy()), int(gan.epoch.numpy())
@@ -244,23 +307,27 @@ def _loop(flags, gan, pixels, seed, manager, writer, save_samples, end_of_epoch,
         logging.info("this run already finished %d epochs (--epoch=%d); raise --epoch to train further",
                      start_epoch, num_epochs)
         return "complete"
-    batches = dataset.index_batches(len(pixels), batch_size, seed, start_epoch, int(gan.batch_in_epoch.numpy()),
+    batches = dataset.index_batches(num_images, batch_size, seed, start_epoch, int(gan.batch_in_epoch.numpy()),
                                     num_epochs, max_steps or None)
-    iterator = iter(dataset.make_dataset(pixels, batches, gan.cfg.c_dim))
+    iterator = batches_iterator(batches)
     last_saved = start_step if manager.latest_checkpoint else -1
     end_step = start_step + len(batches)
     bar = tqdm(total=num_epochs * per_epoch, initial=start_epoch * per_epoch + int(gan.batch_in_epoch.numpy()),
-               unit="batch", dynamic_ncols=True, disable=flags["no_progress"])
+               unit="batch", dynamic_ncols=True, disable=flags["no_progress"] or not keep_checkpoints)
     t_last, step_last, epoch_losses = time.perf_counter(), start_step, []
     hist_next = start_step  # histograms on the first loop of every invocation, then every --hist_freq steps
     try:
         step = start_step
-        while step < end_step and stop.signum is None:
+        while step < end_step:
             # A loop ends at the next grid, checkpoint or epoch boundary, so those land on their exact steps.
             bounds = [step + flags["steps_per_loop"], end_step, (step // per_epoch + 1) * per_epoch,
                       _next_multiple(step, flags["sample_freq"]), _next_multiple(step, flags["ckpt_freq"])]
             n = min(b for b in bounds if b is not None) - step
-            losses, d_real, d_fake, z = gan.train_loop(iterator, tf.constant(n, tf.int32))
+            losses, d_real, d_fake, z, stopped = gan.train_loop(iterator, tf.constant(n, tf.int32),
+                                                                tf.constant(stop.signum is not None))
+            if bool(stopped):  # this worker or another was asked to stop: all stop here, at the same step
+                stop.signum = stop.signum or signal.SIGTERM
+                break
             losses = losses.numpy()
             if not np.isfinite(losses).all():
                 bad = int(np.argmin(np.isfinite(losses).all(axis=1)))
@@ -292,7 +359,7 @@ def _loop(flags, gan, pixels, seed, manager, writer, save_samples, end_of_epoch,
                              save_samples(f"train_{step:08d}.png", step))
             epoch_done = step % per_epoch == 0
             if (flags["ckpt_freq"] and step % flags["ckpt_freq"] == 0) or epoch_done:
-                _save(manager, step)
+                _save(manager, step, keep_checkpoints)
                 last_saved = step
             if epoch_done:
                 epoch = step // per_epoch
@@ -307,7 +374,7 @@ def _loop(flags, gan, pixels, seed, manager, writer, save_samples, end_of_epoch,
         bar.close()
     current = int(gan.step.numpy())
     if current != last_saved:
-        _save(manager, current)
+        _save(manager, current, keep_checkpoints)
     writer.flush()
     if stop.signum is not None:
         logging.warning("interrupted at step %d; saved %s. Run the same command to resume.", current,
