@@ -22,7 +22,7 @@ setup(
         "absl-py",
         "tqdm",
         "httpx",  # the crawler's HTTP client (preprocess/crawl.py)
-        "beautifulsoup4",  # the crawler's HTML parser
+        "httpcore>=1.0",  # under httpx; preprocess/http_client.py gives it a network backend of its own
         "pillow",  # EXIF orientation, palette/CMYK/16-bit decoding and the decompression-bomb guard in preprocess
     ],
     extras_require={

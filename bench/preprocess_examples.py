@@ -45,7 +45,7 @@ def main():
         runs = {}
         for how in ("openface", "chip"):
             out = os.path.join(scratch, how)
-            faces.run(src, out, align=how, size=TILE, workers=1, progress=False)
+            faces.run(src, out, align=how, size=TILE, workers=1, follow_symlinks=True, progress=False)
             runs[how] = (out, faces.read_manifest(os.path.join(out, faces.MANIFEST)))
         cells = []
         for name in chosen:

@@ -35,7 +35,7 @@ def bench_faces(src, workers, scratch):
     shutil.rmtree(out, ignore_errors=True)
     cpu, start = cpu_seconds(), time.perf_counter()
     main_cpu = time.process_time()
-    summary = faces.run(src, out, workers=workers, progress=False)
+    summary = faces.run(src, out, workers=workers, follow_symlinks=True, progress=False)  # src links to shared/
     seconds = time.perf_counter() - start
     main_cpu = time.process_time() - main_cpu
     n = summary["inputs"]

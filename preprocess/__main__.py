@@ -42,6 +42,8 @@ def add_faces_parser(sub):
     p.add_argument("--max_detect_side", type=int, default=1024,
                    help="search faces on a copy shrunk to this long side (crops come from the full photo) [1024]")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes [all cores]")
+    p.add_argument("--follow_symlinks", action="store_true",
+                   help="read symlinks that point outside the input folder (refused and recorded by default)")
     p.add_argument("--noprogress", action="store_true", help="no progress bar")
 
 
@@ -66,9 +68,13 @@ def add_crawl_parser(sub):
     p.add_argument("--max_bytes", type=int, default=20_000_000, help="largest body to download [20000000]")
     p.add_argument("--max_redirects", type=int, default=5, help="redirects followed per URL [5]")
     p.add_argument("--max_pixels", type=int, default=40_000_000, help="refuse images with more pixels [40000000]")
+    p.add_argument("--max_links", type=int, default=20_000, help="links kept per page; more are cut [20000]")
     p.add_argument("--user_agent", default=None, help="User-Agent header (and robots.txt agent name)")
     p.add_argument("--allow_private", action="store_true",
                    help="follow links and redirects to private/loopback addresses (hosts you name are always allowed)")
+    p.add_argument("--allow_link_local", action="store_true",
+                   help="allow link-local addresses (169.254.0.0/16, fe80::/10) and cloud metadata services, "
+                        "refused even for hosts you name or --allow_private")
     p.add_argument("--retry_failed", action="store_true", help="fetch again the URLs that failed in earlier runs")
     p.add_argument("--noprogress", action="store_true", help="no progress bar")
 
@@ -88,6 +94,7 @@ def run_crawl(a):
                         concurrency=a.concurrency, connect_timeout=a.connect_timeout, read_timeout=a.read_timeout,
                         max_time=a.max_time, max_bytes=a.max_bytes, max_redirects=a.max_redirects,
                         max_pixels=a.max_pixels, allow_private=a.allow_private, retry_failed=a.retry_failed,
+                        max_links=a.max_links, allow_link_local=a.allow_link_local,
                         progress=not a.noprogress,
                         **extra)
     print(crawl.format_summary(summary))
@@ -100,6 +107,7 @@ def run_faces(a):
                         faces=a.faces, min_face_size=a.min_face_size, min_blur=a.min_blur,
                         max_outside=a.max_outside, grayscale=a.grayscale, dup_distance=a.dup_distance,
                         max_pixels=a.max_pixels, max_detect_side=a.max_detect_side, workers=a.workers,
+                        follow_symlinks=a.follow_symlinks,
                         progress=not a.noprogress)
     print(faces.format_summary(summary))
 

@@ -3,122 +3,53 @@ import collections
 import functools
 import hashlib
 import io
-import ipaddress
 import os
-import socket
 import threading
 import time
 import urllib.robotparser
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from urllib.parse import urldefrag, urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
-from bs4 import BeautifulSoup
 from tqdm import tqdm
 
 import utils
-from preprocess import manifest
+from preprocess import http_client, manifest
 from preprocess.images import BadImage, load_rgb
+from preprocess.links import ParseTimeout, clean_url, parse_page
 
 MANIFEST = "manifest.jsonl"
 USER_AGENT = "NeuralFaceCrawler/0.1 (+research face dataset; obeys robots.txt)"
 # Pillow format -> file extension of the stored copy: the name never comes from the server.
 FORMATS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp"}
-IMAGE_PATH_ENDINGS = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp")
 HTML_TYPES = ("text/html", "application/xhtml+xml")
-NEXT_WORDS = {"next", "next page", "next »", "older", "more", "»", "›", ">", ">>"}
 
 
 def default_options(**overrides):
     """The crawl step's options (the CLI flags); see preprocess/__main__.py for their meaning."""
     opts = dict(max_depth=2, max_pages=100, max_images=0, delay=1.0, concurrency=4, connect_timeout=10.0,
                 read_timeout=20.0, max_time=60.0, max_bytes=20_000_000, max_redirects=5, max_pixels=40_000_000,
-                user_agent=USER_AGENT, allow_private=False, retry_failed=False, progress=True)
+                max_links=20_000, user_agent=USER_AGENT, allow_private=False, allow_link_local=False,
+                retry_failed=False, progress=True)
     unknown = set(overrides) - set(opts)
     if unknown:
         raise ValueError(f"unknown crawl options: {sorted(unknown)}")
     opts.update(overrides)
     if opts["concurrency"] < 1 or opts["max_redirects"] < 0 or opts["max_depth"] < 0 or opts["delay"] < 0:
         raise ValueError("--concurrency must be >= 1; --max_redirects, --max_depth and --delay >= 0")
+    if opts["max_time"] <= 0 or opts["max_bytes"] < 1 or opts["max_links"] < 1:
+        raise ValueError("--max_time, --max_bytes and --max_links must be > 0")
     return opts
 
 
-def clean_url(url, base=None):
-    """Absolute http(s) URL without its #fragment, or None for other schemes (mailto:, javascript:, data:, file:)."""
-    try:
-        url = urljoin(base, url.strip()) if base else url.strip()
-        url = urldefrag(url)[0]
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    return url
-
-
 @functools.lru_cache(maxsize=4096)
-def is_private_host(host):
-    """True when the host is, or resolves to, a private, loopback, link-local or otherwise non-public address."""
+def host_addresses(host):
+    """The addresses a host name (or IP literal) stands for; () when it does not resolve (the request itself then
+    fails with a clear reason). Cached: the connection checks them again as it connects."""
     try:
-        addresses = [ipaddress.ip_address(host.strip("[]"))]
-    except ValueError:
-        try:
-            addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in socket.getaddrinfo(host, None)]
-        except (socket.gaierror, UnicodeError):
-            return False  # unresolvable: the request itself fails with a clear reason
-    return any(not a.is_global for a in addresses)
-
-
-def largest_srcset(srcset):
-    """The candidate URL with the biggest width (w) or density (x) descriptor in a srcset attribute."""
-    best, best_size = None, -1.0
-    for candidate in srcset.split(","):
-        parts = candidate.split()
-        if not parts:
-            continue
-        size = 1.0
-        if len(parts) > 1 and parts[1][-1:] in ("w", "x"):
-            try:
-                size = float(parts[1][:-1])
-            except ValueError:
-                pass
-        if size > best_size:
-            best, best_size = parts[0], size
-    return best
-
-
-def parse_page(html, page_url):
-    """Image URLs, same-depth pagination URLs and other page links of an HTML page (absolute, http(s) only),
-    and the image sources refused for their scheme (file:, ftp:...; inline data: images are left alone)."""
-    soup = BeautifulSoup(html, "html.parser")
-    base_tag = soup.find("base", href=True)
-    base = urljoin(page_url, base_tag["href"]) if base_tag else page_url
-    images, next_pages, pages, refused = [], [], [], []
-
-    def add(bucket, raw):
-        url = clean_url(raw, base) if raw else None
-        if url and url not in bucket:
-            bucket.append(url)
-        elif url is None and raw and bucket is images and not raw.strip().lower().startswith("data:"):
-            refused.append(raw.strip()[:300])
-
-    for img in soup.find_all(["img", "source"]):
-        for attr in ("src", "data-src"):
-            if img.get(attr) and img.name == "img":
-                add(images, img[attr])
-        if img.get("srcset"):
-            add(images, largest_srcset(img["srcset"]))
-    for link in soup.find_all(["a", "link"], href=True):
-        rel = [r.lower() for r in (link.get("rel") or [])]
-        text = link.get_text(" ", strip=True).lower() if link.name == "a" else ""
-        path = urlsplit(urljoin(base, link["href"])).path.lower()
-        if path.endswith(IMAGE_PATH_ENDINGS):
-            add(images, link["href"])
-        elif "next" in rel or text in NEXT_WORDS:
-            add(next_pages, link["href"])
-        elif link.name == "a":
-            add(pages, link["href"])
-    return images, next_pages, [p for p in pages if p not in next_pages], refused
+        return tuple(address for address, _ in http_client.resolve(host.strip("[]")))
+    except OSError:
+        return ()
 
 
 def read_manifest(path):
@@ -139,13 +70,18 @@ class Crawler:
 
     def __init__(self, opts, allowed_hosts):
         self.opts = opts
-        self.allowed_hosts = {h.lower() for h in allowed_hosts}
+        self.policy = dict(allow_private=opts["allow_private"], allow_link_local=opts["allow_link_local"],
+                           trusted_hosts=frozenset(h.lower() for h in allowed_hosts))
+        self.deadline = http_client.Deadline()
+        limits = httpx.Limits(max_connections=opts["concurrency"] * 2)
+        transport = http_client.GuardedTransport(http_client.GuardedBackend(self.deadline, **self.policy), limits)
+        # trust_env=False: a proxy from the environment would make the connections, out of the address checks.
         self.client = httpx.Client(
-            headers={"User-Agent": opts["user_agent"]}, follow_redirects=False,
-            timeout=httpx.Timeout(opts["read_timeout"], connect=opts["connect_timeout"]),
-            limits=httpx.Limits(max_connections=opts["concurrency"] * 2))
+            headers={"User-Agent": opts["user_agent"], "Accept-Encoding": http_client.ACCEPT_ENCODING},
+            follow_redirects=False, transport=transport, trust_env=False,
+            timeout=httpx.Timeout(opts["read_timeout"], connect=opts["connect_timeout"]))
         self.lock = threading.Lock()
-        self.robots, self.robots_locks, self.next_slot, self.host_delay = {}, {}, {}, {}
+        self.robots, self.robots_failed, self.robots_locks, self.next_slot, self.host_delay = {}, {}, {}, {}, {}
 
     def close(self):
         self.client.close()
@@ -162,18 +98,21 @@ class Crawler:
             time.sleep(start - now)
 
     def check_target(self, url, robots=True):
-        """Refuse URLs the crawler must not touch: bad schemes, private addresses, robots.txt disallows."""
+        """Refuse URLs the crawler must not touch: bad schemes, private or link-local addresses, robots.txt
+        disallows (the connection checks the addresses once more as it is made)."""
         parts = urlsplit(url)
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             raise FetchError(f"refused (scheme): {parts.scheme or '(none)'!r} is not http(s)")
         host = parts.hostname.lower()
-        # Hosts the user named (seeds, URL lists) are trusted; a page or a redirect pointing at the local
-        # network or this machine is not (that is how a crawler gets turned against an intranet).
-        if not self.opts["allow_private"] and host not in self.allowed_hosts and is_private_host(host):
-            raise FetchError(f"refused (private address): {host} (--allow_private to allow)")
-        if robots and not self.robots_for(f"{parts.scheme.lower()}://{parts.netloc.lower()}").can_fetch(
-                self.opts["user_agent"], url):
-            raise FetchError("disallowed by robots.txt")
+        # Hosts the user named (seeds, URL lists) may be private; a page or a redirect pointing at the local
+        # network or this machine may not (that is how a crawler gets turned against an intranet).
+        reason = http_client.refusal(host, host_addresses(host), **self.policy)
+        if reason:
+            raise FetchError(reason)
+        if robots:
+            origin = f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+            if not self.robots_for(origin).can_fetch(self.opts["user_agent"], url):
+                raise FetchError(self.robots_failed.get(origin, "disallowed by robots.txt"))
 
     def robots_for(self, origin):
         """The parsed robots.txt of an origin, fetched once (404 = all allowed; 401/403/5xx/unreachable = none)."""
@@ -186,15 +125,18 @@ class Crawler:
                 return self.robots[origin]
             parser = urllib.robotparser.RobotFileParser(origin + "/robots.txt")
             try:
-                _, _, _, body = self.get(origin + "/robots.txt", robots=False)
+                _, _, _, body, _ = self.get(origin + "/robots.txt", robots=False)
                 parser.parse(body.decode("utf-8", "replace").splitlines())
             except FetchError as e:
                 # As urllib.robotparser and Google read it: no robots.txt (404, 410...) allows everything;
-                # 401/403, a server error or no answer at all means stay away.
+                # 401/403 or a server error means stay away; no answer at all (or no usable one) too, and then the
+                # URLs of that origin are recorded with the real reason (connection refused, timeout...).
                 if e.status is not None and 400 <= e.status < 500 and e.status not in (401, 403):
                     parser.allow_all = True
                 else:
                     parser.disallow_all = True
+                    if e.status is None or e.status < 400:
+                        self.robots_failed[origin] = f"{e} (fetching robots.txt)"[:300]
             delay = parser.crawl_delay(self.opts["user_agent"])
             with self.lock:
                 if delay:
@@ -205,12 +147,15 @@ class Crawler:
     # ------------------------------------------------------------ HTTP
 
     def get(self, url, robots=True, accept=None):
-        """GET with manual redirects (each hop checked), size and time bounds -> (status, final URL, type, body)."""
-        deadline = time.monotonic() + self.opts["max_time"]
+        """GET with manual redirects (each hop checked), size and time bounds
+        -> (status, final URL, content type, body, charset). --max_time bounds the time on the network of all hops
+        together (waits for a host's turn excepted), headers included."""
+        time_left = self.opts["max_time"]
         for _ in range(self.opts["max_redirects"] + 1):
             self.check_target(url, robots)
-            host = urlsplit(url).hostname.lower()
-            self.wait_turn(host)
+            self.wait_turn(urlsplit(url).hostname.lower())
+            started = time.monotonic()
+            self.deadline.set(started + time_left)  # set after check_target: a robots.txt fetch sets its own
             try:
                 with self.client.stream("GET", url) as response:
                     status = response.status_code
@@ -220,8 +165,11 @@ class Crawler:
                             raise FetchError(f"refused (scheme): redirect to "
                                              f"{response.headers['location'][:100]!r}", status, url)
                         url = target
+                        time_left -= time.monotonic() - started
                         continue
-                    ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                    content_type = response.headers.get("content-type", "")
+                    ctype = content_type.split(";")[0].strip().lower()
+                    charset = response.charset_encoding
                     if status >= 400:
                         raise FetchError(f"HTTP {status}", status, url)
                     if accept and not ctype.startswith(accept):
@@ -229,34 +177,47 @@ class Crawler:
                     declared = response.headers.get("content-length", "")
                     if declared.isdigit() and int(declared) > self.opts["max_bytes"]:
                         raise FetchError(f"too large: {declared} bytes over --max_bytes", status, url)
-                    chunks, size = [], 0
-                    for chunk in response.iter_bytes():
-                        size += len(chunk)
-                        if size > self.opts["max_bytes"]:
-                            raise FetchError(f"too large: over --max_bytes {self.opts['max_bytes']}", status, url)
-                        if time.monotonic() > deadline:
-                            raise FetchError(f"timeout: body not done in --max_time {self.opts['max_time']} s",
-                                             status, url)
-                        chunks.append(chunk)
-                    return status, url, ctype, b"".join(chunks)
+                    chunks = []
+                    try:
+                        for chunk in http_client.decoded(response.iter_raw(), response.headers.get_list(
+                                "content-encoding"), self.opts["max_bytes"]):
+                            chunks.append(chunk)
+                    except http_client.BadBody as e:
+                        raise FetchError(str(e), status, url) from None
+                    if sum(map(len, chunks)) > self.opts["max_bytes"]:
+                        raise FetchError(f"too large: over --max_bytes {self.opts['max_bytes']}", status, url)
+                    return status, url, ctype, b"".join(chunks), charset
+            except http_client.Refused as e:  # at connect time: the name now resolves somewhere it may not
+                raise FetchError(str(e), None, url) from None
             except httpx.TimeoutException as e:
+                if time.monotonic() >= started + time_left:
+                    raise FetchError(f"timeout: not done within --max_time {self.opts['max_time']} s", None,
+                                     url) from None
                 raise FetchError(f"timeout ({type(e).__name__})", None, url) from None
             except httpx.HTTPError as e:
                 raise FetchError(f"connection error: {type(e).__name__}: {e}"[:200], None, url) from None
+            finally:
+                self.deadline.set(None)
         raise FetchError(f"too many redirects (over --max_redirects {self.opts['max_redirects']})", None, url)
 
     # ------------------------------------------------------------ the two kinds of URL
 
     def fetch_page(self, url):
-        status, final, ctype, body = self.get(url)
+        status, final, ctype, body, charset = self.get(url)
         if ctype not in HTML_TYPES:
             raise FetchError(f"not an HTML page ({ctype or 'no content type'})", status, final)
-        images, next_pages, pages, refused = parse_page(body, final)
-        return {"final_url": final, "status": status, "content_type": ctype, "bytes": len(body),
-                "links": {"images": images, "next": next_pages, "pages": pages, "refused": refused}}
+        try:
+            links, truncated = parse_page(body, final, charset, time.monotonic() + self.opts["max_time"],
+                                          self.opts["max_links"])
+        except ParseTimeout as e:
+            raise FetchError(str(e), status, final) from None
+        page = {"final_url": final, "status": status, "content_type": ctype, "bytes": len(body), "links": links}
+        if truncated:
+            page["links_truncated"] = f"only the first {self.opts['max_links']} links (--max_links)"
+        return page
 
     def fetch_image(self, url):
-        status, final, ctype, body = self.get(url, accept="image/")
+        status, final, ctype, body, _ = self.get(url, accept="image/")
         info = {"final_url": final, "status": status, "content_type": ctype, "bytes": len(body),
                 "sha256": hashlib.sha256(body).hexdigest()}
         try:  # decoded as the faces step will, so a cut-off or corrupt body fails here, not later
@@ -348,21 +309,29 @@ def run(out, seeds=(), image_urls=(), **options):
         for rec in bad_inputs:
             if (rec["kind"], rec["url"]) not in last:
                 log(rec)
-        running = {}
+        running, images_in_flight = {}, 0
         try:
             while frontier or running:
                 while frontier and len(running) < opts["concurrency"]:
                     kind, url, depth, page, site = frontier.popleft()
                     if kind == "page" and pages_done >= opts["max_pages"]:
                         continue  # over the budget: left unfetched (and unrecorded) for a rerun with more
-                    if kind == "image" and opts["max_images"] and images_done >= opts["max_images"]:
-                        continue
+                    if kind == "image" and opts["max_images"]:
+                        if images_done >= opts["max_images"]:
+                            continue
+                        if images_done + images_in_flight >= opts["max_images"]:
+                            # Each image in flight may become a stored file: wait for them, so concurrency
+                            # never stores more than --max_images (one that fails or is a duplicate frees a slot).
+                            frontier.appendleft((kind, url, depth, page, site))
+                            break
                     pages_done += kind == "page"
+                    images_in_flight += kind == "image"
                     fn = crawler.fetch_page if kind == "page" else crawler.fetch_image
                     running[pool.submit(fn, url)] = (kind, url, depth, page, site)
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     kind, url, depth, page, site = running.pop(future)
+                    images_in_flight -= kind == "image"
                     rec = {"kind": kind, "url": url, "page": page}
                     if kind == "page":
                         rec.update(depth=depth, site=site)

@@ -1,11 +1,8 @@
 """Step 2: detect, align and crop faces in a folder of photos with dlib, on all cores, with a resumable manifest."""
 import hashlib
-import multiprocessing
 import os
 import time
-from collections import Counter, deque
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from collections import Counter
 
 import cv2
 import numpy as np
@@ -13,7 +10,9 @@ from tqdm import tqdm
 
 import utils
 from preprocess import align, dlib_models, manifest
-from preprocess.images import IMAGE_EXTENSIONS, BadImage, load_rgb
+from preprocess.images import BadImage, load_rgb
+from preprocess.inputs import NOT_AN_IMAGE, list_inputs
+from preprocess.workers import pool_results
 
 MANIFEST = "manifest.jsonl"
 CONFIG = "faces_config.json"
@@ -27,7 +26,7 @@ def default_options(**overrides):
     opts = dict(detector="hog", upsample=1, upsample_fallback=True, align="openface", landmarks="outer_eyes_and_nose", size=128,
                 padding=None, format="jpg", quality=95, faces="largest", min_face_size=40, min_blur=0.0,
                 max_outside=0.35, grayscale="keep", dup_distance=24, max_pixels=40_000_000, max_detect_side=1024,
-                workers=os.cpu_count() or 1, progress=True)
+                workers=os.cpu_count() or 1, follow_symlinks=False, progress=True)
     unknown = set(overrides) - set(opts)
     if unknown:
         raise ValueError(f"unknown faces options: {sorted(unknown)}")
@@ -75,8 +74,14 @@ def phash(crop_rgb):
 
 
 def crop_name(rel, index, fmt):
-    """A flat, unique, readable file name for face `index` of the input at relative path `rel`."""
-    stem = os.path.splitext(os.path.basename(rel))[0][:60]
+    """A flat, unique, readable file name for face `index` of the input at relative path `rel`. Only letters,
+    digits, "_", "-" and "." are kept of the input's name (a newline, a tab, "$(...)" or a quote would bite a
+    shell loop over the crops), never first a "-" (read as an option) or "." (hidden); the hash of the whole
+    path keeps names unique."""
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in os.path.splitext(os.path.basename(rel))[0])
+    stem = stem.lstrip("-.")[:60] or "input"
+    while len(stem.encode("utf-8", "surrogateescape")) > 120:  # file names are at most 255 bytes
+        stem = stem[:-1]
     tag = hashlib.sha1(rel.encode("utf-8", "surrogateescape")).hexdigest()[:8]
     return f"{stem}_{tag}_{index}.{fmt}"
 
@@ -194,57 +199,7 @@ def _work(item):
     return process_image(path, rel, _WORKER_OPTS)
 
 
-def pool_results(todo, workers, work, initializer, initargs):
-    """Yield (item, work(item)) for every item from a spawned process pool, in completion order. A worker that
-    dies (a crash inside dlib or a decoder) takes the pool's in-flight items with it: those are retried one at a
-    time in a fresh pool, and an item that kills a worker on its own comes back as (item, None)."""
-    context = multiprocessing.get_context("spawn")  # each worker builds its own dlib objects; no forked threads
-    pending, suspects = deque(todo), deque()
-    while pending or suspects:
-        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=initializer, initargs=initargs)
-        running = {}
-        try:
-            while pending or suspects or running:
-                if suspects and not running:
-                    item = suspects.popleft()
-                    running[pool.submit(work, item)] = item
-                elif not suspects:
-                    while pending and len(running) < 4 * workers:
-                        item = pending.popleft()
-                        running[pool.submit(work, item)] = item
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    result = future.result()  # raises BrokenProcessPool when a worker died
-                    yield running.pop(future), result
-        except BrokenProcessPool:
-            if len(running) == 1:  # it was alone in the pool: it is the one that killed its worker
-                yield next(iter(running.values())), None
-            else:
-                suspects.extend(running.values())
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-
 # ---------------------------------------------------------------- the run (main process)
-
-def list_inputs(src, out, prefix=""):
-    """Image files under src (recursive, sorted) as (path, prefix + relative path), and the count of other files
-    ignored."""
-    out_real = os.path.realpath(out)
-    items, ignored = [], 0
-    for root, dirs, files in os.walk(src):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".")
-                         and os.path.realpath(os.path.join(root, d)) != out_real)
-        for name in sorted(files):
-            path = os.path.join(root, name)
-            if name.startswith(".") or not os.path.isfile(path):
-                continue
-            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
-                items.append((path, os.path.join(prefix, os.path.relpath(path, src))))
-            else:
-                ignored += 1
-    return items, ignored
-
 
 def read_manifest(path):
     """The manifest's records by input; the last record of an input wins."""
@@ -289,12 +244,15 @@ class NearDuplicates:
         self.names.append(name)
 
 
-def summarize(records, ignored=0, seconds=None, processed=None):
-    """Counts over all manifest records: inputs, images with faces, crops, skips and rejections by reason."""
+def summarize(records, seconds=None, processed=None):
+    """Counts over all manifest records: entries, inputs (all but the files without an image extension), images
+    with faces, crops, skips and rejections by reason."""
     skipped, rejected = Counter(), Counter()
-    faces = kept = with_faces = 0
+    faces = kept = with_faces = ignored = 0
     for rec in records:
-        if rec["status"] != "ok":
+        if rec["reason"] == NOT_AN_IMAGE:
+            ignored += 1
+        elif rec["status"] != "ok":
             skipped[rec["reason"]] += 1
         faces += len(rec["faces"])
         with_faces += bool(rec["faces"])
@@ -302,9 +260,9 @@ def summarize(records, ignored=0, seconds=None, processed=None):
             kept += face.get("crop") is not None
             if face.get("reason"):
                 rejected[face["reason"]] += 1
-    summary = {"inputs": len(records), "images_with_faces": with_faces, "faces_found": faces, "crops_kept": kept,
-               "images_skipped": dict(skipped.most_common()), "faces_rejected": dict(rejected.most_common()),
-               "ignored_non_image_files": ignored}
+    summary = {"entries": len(records), "inputs": len(records) - ignored, "images_with_faces": with_faces,
+               "faces_found": faces, "crops_kept": kept, "images_skipped": dict(skipped.most_common()),
+               "faces_rejected": dict(rejected.most_common()), "ignored_non_image_files": ignored}
     if seconds is not None:
         summary.update(processed_this_run=processed, seconds=round(seconds, 2),
                        images_per_second=round(processed / seconds, 2) if seconds > 0 else None)
@@ -359,12 +317,17 @@ def run(src, out, **options):
     check_config(out, opts)
     manifest_path = os.path.join(out, MANIFEST)
     done = read_manifest(manifest_path)
-    items, ignored = [], 0
-    for s, prefix in prefixes.items():
-        found, skipped_here = list_inputs(s, out, prefix)
-        items += found
-        ignored += skipped_here
-    todo = [it for it in items if it[1] not in done]
+    entries = [e for s, prefix in prefixes.items() for e in list_inputs(s, out, prefix, opts["follow_symlinks"])]
+    # Every entry gets a line: photos once read (again when a rejected one has changed since: a truncated
+    # download completed later), and the rest with the reason it is not read (again when that reason changes).
+    todo, listed = [], []
+    for path, rel, stamp, reason in entries:
+        old = done.get(rel)
+        if reason is not None:
+            if old is None or old.get("reason") != reason:
+                listed.append({"input": rel, "faces": [], "status": "skipped", "reason": reason, **(stamp or {})})
+        elif old is None or (old["status"] != "ok" and any(old.get(k) != v for k, v in stamp.items())):
+            todo.append((path, rel, stamp))
 
     dups = NearDuplicates(opts["dup_distance"])
     for rec in done.values():
@@ -376,14 +339,19 @@ def run(src, out, **options):
     kept = 0
     worker_opts = {k: v for k, v in opts.items() if k != "progress"}
     with manifest.open_for_append(manifest_path) as manifest_file, \
-            tqdm(total=len(items), initial=len(items) - len(todo), unit="img", disable=not opts["progress"],
+            tqdm(total=len(entries), initial=len(entries) - len(todo), unit="img", disable=not opts["progress"],
                  desc="faces") as bar:
-        if opts["workers"] == 1 or len(todo) <= 1:
-            if todo:
+        for record in listed:
+            manifest.append(manifest_file, record)
+            done[record["input"]] = record
+        work = [(path, rel) for path, rel, _ in todo]
+        stamps = {rel: stamp for _, rel, stamp in todo}
+        if opts["workers"] == 1 or len(work) <= 1:
+            if work:
                 _init_worker(worker_opts)
-            results = ((item, _work(item)) for item in todo)
+            results = ((item, _work(item)) for item in work)
         else:
-            results = pool_results(todo, opts["workers"], _work, _init_worker, (worker_opts,))
+            results = pool_results(work, opts["workers"], _work, _init_worker, (worker_opts,))
         try:
             for (path, rel), result in results:
                 if result is None:
@@ -403,6 +371,7 @@ def run(src, out, **options):
                     kept += 1
                 if record["status"] == "ok" and not any(f.get("crop") for f in record["faces"]):
                     record.update(status="skipped", reason="no face kept")
+                record.update(stamps[rel])  # as listed before reading: a change after that is seen next run
                 # The crop files exist before their manifest line: a crash in between only redoes this image.
                 manifest.append(manifest_file, record)
                 done[record["input"]] = record
@@ -410,6 +379,6 @@ def run(src, out, **options):
                 bar.set_postfix(kept=kept, refresh=False)
         finally:
             results.close()  # stops the pool (queued photos are cancelled) when the loop ends early
-    summary = summarize(list(done.values()), ignored, time.time() - start, len(todo))
+    summary = summarize(list(done.values()), time.time() - start, len(todo))
     utils.write_json(os.path.join(out, SUMMARY), summary)
     return summary

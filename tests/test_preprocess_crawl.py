@@ -267,7 +267,9 @@ def test_parse_page_finds_images_and_pagination():
     page = ('<base href="http://s.example/a/"><img src="x.jpg" srcset="s.jpg 1x, l.jpg 2x">'
             '<img data-src="lazy.png"><a href="big.JPEG">big</a><link rel="next" href="?page=2">'
             '<a href="topic.html">topic</a><a href="javascript:void(0)">js</a><img src="ftp://s.example/y.jpg">')
-    images, next_pages, pages, refused = crawl.parse_page(page, "http://s.example/index.html")
+    links, truncated = crawl.parse_page(page, "http://s.example/index.html")
+    images, next_pages, pages, refused = links["images"], links["next"], links["pages"], links["refused"]
+    assert not truncated
     assert images == ["http://s.example/a/x.jpg", "http://s.example/a/l.jpg", "http://s.example/a/lazy.png",
                       "http://s.example/a/big.JPEG"]
     assert next_pages == ["http://s.example/a/?page=2"] and pages == ["http://s.example/a/topic.html"]

@@ -163,8 +163,10 @@ def test_bad_input_corpus_is_accounted_for_without_a_crash(tmp_path, astronaut):
     summary = faces.run(src, out, workers=2, progress=False, dup_distance=-1)
     records = manifest(out)
     images = {k: v for k, v in expect.items() if v != "ignored"}
-    assert set(records) == set(images)
+    assert set(records) == set(expect)  # every file has its line, the one without an image extension too
+    assert records["notes.txt"]["reason"] == "not an image file extension"
     assert summary["inputs"] == len(images) and summary["ignored_non_image_files"] == 1
+    assert summary["entries"] == len(expect)
     for name, outcome in images.items():
         rec = records[name]
         if outcome == "crop":

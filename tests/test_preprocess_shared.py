@@ -27,7 +27,7 @@ def test_faces_unaligned_are_kept_and_aligned(tmp_path):
     names = sorted(os.listdir(src_all))[::11][:300]  # 300 photos spread over ages and both sexes
     src, out = str(tmp_path / "src"), str(tmp_path / "out")
     link_subset(names, src_all, src)
-    summary = faces.run(src, out, workers=os.cpu_count(), progress=False)
+    summary = faces.run(src, out, workers=os.cpu_count(), follow_symlinks=True, progress=False)  # links to shared/
     assert summary["inputs"] == len(names)
     assert summary["crops_kept"] >= 0.9 * len(names), summary
     # Eyes of the crops sit on openface's template: landmarks found again on the crop, inside the face box
@@ -52,7 +52,8 @@ def test_faces_unaligned_are_kept_and_aligned(tmp_path):
 def test_group_photos_give_several_faces(tmp_path):
     src, out = str(tmp_path / "src"), str(tmp_path / "out")
     link_subset(GROUPS, os.path.join(SHARED, "wild"), src)
-    faces.run(src, out, faces="all", upsample=1, min_face_size=20, workers=os.cpu_count(), progress=False)
+    faces.run(src, out, faces="all", upsample=1, min_face_size=20, workers=os.cpu_count(), follow_symlinks=True,
+              progress=False)
     records = faces.read_manifest(os.path.join(out, faces.MANIFEST))
     for name, expected in GROUPS.items():
         found = len(records[name]["faces"])
