@@ -3,12 +3,15 @@ from setuptools import setup
 
 setup(
     name="neuralface",
-    version="0.1.0",
+    version="0.2.0",
     description="Neural Face: detect, align and crop web photos, train a DCGAN on them, reproduce the figures.",
     python_requires=">=3.10",
-    py_modules=["main", "model", "ops", "utils", "dataset", "runs", "train", "generate",
-                "visualize", "face_measures", "webexport", "webserve", "webshot"],
-    packages=["preprocess"],
+    py_modules=["main", "model", "ops", "utils", "dataset", "distribute", "runs", "train", "generate"],
+    packages=["preprocess", "figures", "web", "checkpoints"],
+    # What sample mode, --visualize and --export_web need beside the code in a plain (non-editable) install:
+    # the shipped generator with its per-epoch grids, and the page's own files (npm ci fills web/node_modules).
+    package_data={"checkpoints": ["faces_64/*.json", "faces_64/*.npz", "faces_64/epochs/*.png"],
+                  "web": ["*.js", "*.html", "*.css", "package.json", "package-lock.json"]},
     install_requires=[
         # The plain wheel runs on CPU and pulls no CUDA libraries; the gpu extra adds them.
         "tensorflow>=2.21,<2.22",
@@ -24,6 +27,8 @@ setup(
         "httpx",  # the crawler's HTTP client (preprocess/crawl.py)
         "httpcore>=1.0",  # under httpx; preprocess/http_client.py gives it a network backend of its own
         "pillow",  # EXIF orientation, palette/CMYK/16-bit decoding and the decompression-bomb guard in preprocess
+        "fonttools",  # the web page's Korean font, cut to the glyphs the page shows (web/font.py)
+        "brotli",  # fonttools writes that font as WOFF2
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]>=2.21,<2.22"],

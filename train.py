@@ -378,7 +378,7 @@ def _loop(flags, gan, num_images, seed, manager, writer, save_samples, end_of_ep
     writer.flush()
     if stop.signum is not None:
         logging.warning("interrupted at step %d; saved %s. Run the same command to resume.", current,
-                        manager.latest_checkpoint)
+                        manager.latest_checkpoint if keep_checkpoints else "a checkpoint (the chief's copy)")
         raise KeyboardInterrupt(f"signal {stop.signum}")
     if not flags["sample_freq"] or current % flags["sample_freq"]:
         save_samples(f"train_{current:08d}.png", current)

@@ -249,8 +249,9 @@ def test_crops_feed_the_dcgan_dataset(tmp_path, astronaut):
     save(str(tmp_path / "src" / "a.jpg"), Image.fromarray(astronaut))
     faces.run(str(tmp_path / "src"), str(tmp_path / "data" / "faces"), **FAST)
     files = dataset.list_images(str(tmp_path / "data"), "faces", "*.jpg")
-    good, skipped = dataset.scan_images(files)
-    assert len(good) == 1 and skipped == []
+    load = dict(input_height=108, input_width=108, output_height=64, output_width=64, crop=True)
+    data = dataset.prepare_images(files, load, str(tmp_path / "cache"))
+    assert len(data.files) == 1 and data.skipped == [] and data.pixels.shape == (1, 64, 64, 3)
 
 
 def test_bad_options_raise():
