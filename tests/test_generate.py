@@ -103,8 +103,35 @@ def test_cli_errors_are_clear_and_exit_non_zero(tmp_path):
     r = _main("--train", "--data_dir", "data", cwd=tmp_path)
     assert r.returncode == 1 and "no images match data/faces/*.jpg" in r.stderr
     r = _main("--output_height", "8", cwd=tmp_path)
-    assert r.returncode == 1 and "--output_height=8 is too small" in r.stderr
+    assert r.returncode == 1 and "--output_height=8 is too small" in r.stderr and "Traceback" not in r.stderr
+    r = _main("--dataset", "celebAA", cwd=tmp_path)  # a mistyped run name is not answered with someone else's faces
+    assert r.returncode == 1 and "no trained run for --dataset=celebAA" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "samples").exists()
+    r = _main("--help", cwd=tmp_path)
+    assert r.returncode == 0 and "--output_height" in r.stdout and "--precision" in r.stdout
+    # TensorFlow's start-up lines that mean nothing to a user (oneDNN notice, no CUDA driver) stay out of the console.
+    r = _main("--sample_num", "2", "--seed", "0", cwd=tmp_path)
+    assert r.returncode == 0 and "cuInit" not in r.stderr and "oneDNN" not in r.stderr, r.stderr
+    assert "generator: the shipped generator" in r.stderr
     r = _main("--checkpoint_dir", "missing_ckpt", "--out_dir", "o", cwd=tmp_path)
     assert r.returncode == 1 and "looked in" in r.stderr and "missing_ckpt" in r.stderr
     r = _main("--z_dist", "gaussian", cwd=tmp_path)
     assert r.returncode != 0 and "uniform_signed" in r.stderr
+
+
+def test_sample_mode_in_the_repository_changes_no_tracked_file(tmp_path):
+    """make demo's command, run where make runs it: its files land in the ignored samples/ folder."""
+    git = lambda *a: subprocess.run(["git", "-C", ROOT, *a], capture_output=True, text=True)  # noqa: E731
+    if git("rev-parse").returncode != 0:
+        pytest.skip("not a git checkout")
+    before = git("status", "--porcelain").stdout
+    sample_dir = os.path.join("samples", f"test_{os.getpid()}")
+    try:
+        r = _main("--sample_num", "3", "--seed", "0", "--sample_dir", sample_dir, cwd=ROOT)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert os.path.isfile(os.path.join(ROOT, sample_dir, "sample_grid.png"))
+        assert git("status", "--porcelain").stdout == before
+        assert git("check-ignore", "-q", os.path.join(sample_dir, "sample_grid.png")).returncode == 0
+    finally:
+        import shutil
+        shutil.rmtree(os.path.join(ROOT, sample_dir), ignore_errors=True)

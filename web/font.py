@@ -1,11 +1,14 @@
 """Subset the bundled Noto Sans KR (npm, OFL-1.1) to the characters the page shows, as small WOFF2 files."""
 import hashlib
 import io
+import logging as pylogging
 import os
 
 from absl import logging
 
 import utils
+
+pylogging.getLogger("fontTools").setLevel(pylogging.WARNING)  # its subsetter logs every table at INFO
 
 FONT_PACKAGE = "@expo-google-fonts/noto-sans-kr"
 # (TTF in the npm package, file the page's style.css loads): the page's two weights.
