@@ -13,6 +13,7 @@ from absl import logging
 from tqdm import tqdm
 
 import dataset
+import metrics
 import model
 import runs
 import utils
@@ -273,6 +274,7 @@ def _loop(flags, gan, pixels, seed, manager, writer, save_samples, end_of_epoch,
             if (flags["ckpt_freq"] and step % flags["ckpt_freq"] == 0) or epoch_done:
                 manager.save(checkpoint_number=step)
                 last_saved = step
+                metrics.training_hook(flags, gan.generator, gan.cfg, step, writer)  # issue 12: --metrics_freq
             if epoch_done:
                 epoch = step // per_epoch
                 d_mean, g_mean = np.concatenate(epoch_losses)[:, [0, 3]].mean(axis=0)
@@ -294,6 +296,7 @@ def _loop(flags, gan, pixels, seed, manager, writer, save_samples, end_of_epoch,
         raise KeyboardInterrupt(f"signal {stop.signum}")
     if not flags["sample_freq"] or current % flags["sample_freq"]:
         save_samples(f"train_{current:08d}.png", current)
+    metrics.training_hook(flags, gan.generator, gan.cfg, current, writer, final=True)  # issue 12: end of training
     done = int(gan.epoch.numpy()) >= num_epochs
     logging.info("%s at step %d (epoch %d, batch %d); checkpoint %s", "finished" if done else "stopped",
                  current, int(gan.epoch.numpy()), int(gan.batch_in_epoch.numpy()), manager.latest_checkpoint)
