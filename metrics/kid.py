@@ -6,19 +6,21 @@ MAX_SUBSET_SIZE = 1000
 
 
 def mmd2_unbiased(x, y):
-    """Unbiased MMD^2 of two equal-size sets with k(a, b) = (a.b / d + 1)^3."""
+    """Unbiased MMD^2 of two equal-size sets with k(a, b) = (a.b / d + 1)^3 (kernels in the inputs' precision,
+    sums in float64)."""
     m, d = len(x), x.shape[1]
     k_xx = (x @ x.T / d + 1) ** 3
     k_yy = (y @ y.T / d + 1) ** 3
     k_xy = (x @ y.T / d + 1) ** 3
-    within = (k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
-    return float(within - 2 * k_xy.mean())
+    within = (k_xx.sum(dtype=np.float64) - np.trace(k_xx, dtype=np.float64) + k_yy.sum(dtype=np.float64)
+              - np.trace(k_yy, dtype=np.float64)) / (m * (m - 1))
+    return float(within - 2 * k_xy.mean(dtype=np.float64))
 
 
 def kid(features_gen, features_real, rng, num_subsets=NUM_SUBSETS, max_subset_size=MAX_SUBSET_SIZE):
     """{kid: the mean over subsets, kid_std: the standard deviation of the subset estimates (the spread
     torch-fidelity and Binkowski et al. report), subsets, subset_size}; each subset draws without replacement."""
-    x, y = np.asarray(features_gen, np.float64), np.asarray(features_real, np.float64)
+    x, y = np.asarray(features_gen, np.float32), np.asarray(features_real, np.float32)  # float32 BLAS: 2x faster
     m = min(len(x), len(y), max_subset_size)
     if m < 2:
         raise ValueError(f"KID needs at least 2 images on each side, got {len(x)} and {len(y)}")

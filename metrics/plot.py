@@ -77,8 +77,11 @@ def write_plot(run_dir):
 
 
 def write_plot_if_possible(run_dir):
-    """write_plot, logging instead of failing when matplotlib is missing (the plot is a by-product here)."""
+    """write_plot, logging instead of failing when matplotlib is missing or there is nothing to draw yet (the plot
+    is a by-product of measuring)."""
     try:
         logging.info("plot: %s", write_plot(run_dir))
     except ImportError:
         logging.warning("matplotlib is missing, so %s was not drawn: pip install -e \".[metrics]\"", PLOT_FILE)
+    except FileNotFoundError as e:
+        logging.info("%s not drawn: %s", PLOT_FILE, e)

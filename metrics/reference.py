@@ -18,8 +18,9 @@ SUBSET_SEED = 0  # --metrics_ref_num's subset is the same whatever --seed is, so
 
 
 def weights_meta(weights_dir):
-    path = os.path.join(weights_dir, "generator.json")
-    return utils.read_json(path) if weights_dir and os.path.isfile(path) else {}
+    """generator.json of a weights folder ({} for a training checkpoint)."""
+    path = os.path.join(weights_dir, "generator.json") if weights_dir else None
+    return utils.read_json(path) if path and os.path.isfile(path) else {}
 
 
 def snapshot_run_dir(weights_dir):
@@ -102,10 +103,10 @@ def read_holdout(run_dir):
         return {os.path.realpath(line.rstrip("\n")) for line in f if line.strip()}
 
 
-def load_reference(settings, cfg, cache_dir, ref_dir=None, ref_num=0, run_dir=None):
+def load_reference(settings, cfg, cache_dir, ref_dir=None, ref_num=0, run_dir=None, exclude=()):
     """The reference images: every image of --metrics_ref DIR, or of the training folder less the run's held-out
     files, decoded and cropped with the training's settings at the generator's size (a seeded subset of ref_num
-    when given)."""
+    when given, drawn after leaving out the files in exclude)."""
     if ref_dir:
         files = dataset.list_images(os.path.expanduser(ref_dir), "", settings["input_fname_pattern"])
         where = ref_dir
@@ -118,7 +119,8 @@ def load_reference(settings, cfg, cache_dir, ref_dir=None, ref_num=0, run_dir=No
     if held and not heldout_files:
         logging.warning("%s lists no file of %s; the memorisation check holds out a seeded slice instead",
                         runs.HOLDOUT_FILE, where)
-    files = [p for p in files if os.path.realpath(p) not in held]
+    excluded = set(exclude)
+    files = [p for p in files if os.path.realpath(p) not in held and p not in excluded]
     if ref_num and ref_num < len(files):
         files = [files[i] for i in np.sort(np.random.default_rng(SUBSET_SEED).permutation(len(files))[:ref_num])]
     load = dict(input_height=settings["input_height"], input_width=settings["input_width"],
