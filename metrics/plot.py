@@ -2,6 +2,7 @@
 import glob
 import os
 
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -50,8 +51,14 @@ def write_plot(run_dir):
         raise FileNotFoundError(f"nothing to plot in {run_dir}: no losses in logs/ and no FID in {runner.METRICS_FILE}")
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True)
     for tag, points in losses.items():
-        steps, values = zip(*points)
-        top.plot(steps, values, label=tag, linewidth=1.4 if tag in ("d_loss", "g_loss") else 0.7)
+        steps, values = map(np.asarray, zip(*points))
+        if tag not in ("d_loss", "g_loss"):
+            top.plot(steps, values, label=tag, linewidth=0.6, alpha=0.6)
+            continue
+        line, = top.plot(steps, values, linewidth=0.6, alpha=0.35)
+        width = max(1, len(values) // 50)  # a running mean over 2% of the points shows the trend through the noise
+        smooth = np.convolve(values, np.ones(width) / width, mode="valid")
+        top.plot(steps[width - 1:], smooth, color=line.get_color(), linewidth=1.6, label=f"{tag} (running mean)")
     top.set_ylabel("loss")
     top.set_title(f"{os.path.basename(os.path.normpath(run_dir))}: losses and FID against step")
     if losses:
