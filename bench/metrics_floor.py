@@ -13,12 +13,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import numpy as np  # noqa: E402
 from absl import app  # noqa: E402
 
 import main  # noqa: E402  (main.py's flags)
 import runs  # noqa: E402
 from metrics import commands, fid, inception, kid, pr, reference  # noqa: E402
-import numpy as np  # noqa: E402
 
 
 def run(argv):

@@ -12,7 +12,7 @@ from absl import logging
 import model
 import utils
 from metrics import detect, fid, inception, kid, nn, pr
-from metrics.reference import Reference  # noqa: F401 (the type measure() takes)
+from metrics.reference import Reference
 
 KINDS = ("fid", "kid", "pr", "detect", "nn")
 INCEPTION_KINDS = ("fid", "kid", "pr")
@@ -157,7 +157,10 @@ def rows_for(measured, reference, seed, step, **fields):
 
 def append_rows(path, rows):
     """Append JSON lines to path atomically (the old content plus the new lines replace the file in one rename)."""
-    old = open(path, "rb").read() if os.path.isfile(path) else b""
+    old = b""
+    if os.path.isfile(path):
+        with open(path, "rb") as f:
+            old = f.read()
     if old and not old.endswith(b"\n"):
         old += b"\n"
     new = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode()

