@@ -117,6 +117,13 @@ def test_a_weights_folder_is_measured_into_the_sample_folder_never_beside_it(tmp
     assert [r["metric"] for r in measured] == ["nn5", "detect3"] and measured[0]["step"] == 3
     assert "center crop 30x30" in measured[0]["reference_images"] and measured[0]["num_reference"] == 40
     assert "seeded slice" in measured[0]["results"]["heldout_source"]
+    # --metrics_ref: another folder, cropped as the generator was trained.
+    other = os.path.join(str(tmp_path), "other")
+    write_faces(other, 12, seed=3)
+    run_main(metrics_ref=other, **{**common, "metrics": "nn5"})
+    last = rows(str(tmp_path / "samples"))[-1]
+    assert last["num_reference"] == 12 and other in last["reference_images"]
+    assert "center crop 30x30" in last["reference_images"] and last["reference"] != measured[0]["reference"]
     assert sorted(os.listdir(shipped)) == listing
 
 
