@@ -30,7 +30,7 @@ def parse_names(text):
             raise ValueError(f"--metrics: unknown metric {name!r}; use {', '.join(KINDS)} with a sample count, "
                              "e.g. fid10k, kid10k, pr10k, detect1k, fid2k, nn (= nn1k), fid500")
         count = DEFAULT_COUNT[m.group(1)] if m.group(2) is None else int(m.group(2)) * (1000 if m.group(3) else 1)
-        least = pr.K + 1 if m.group(1) == "pr" else 2
+        least = {"pr": pr.K + 1, "kid": 4}.get(m.group(1), 2)
         if count < least:
             raise ValueError(f"--metrics: {name} measures {count} samples; {m.group(1)} needs at least {least}")
         if name not in [n for n, _, _ in out]:

@@ -63,6 +63,9 @@ def test_kid_of_two_draws_of_one_distribution_is_zero_within_its_spread():
     out = kid.kid(same_a, same_b, np.random.default_rng(0), num_subsets=50, max_subset_size=200)
     assert out["subset_size"] == 200 and out["subsets"] == 50
     assert abs(out["kid"]) < 2 * out["kid_std"]
+    # Sets no larger than the subset size: subsets of half of them, so the spread is not a degenerate 0.
+    small = kid.kid(same_a[:100], same_b[:100], np.random.default_rng(0), num_subsets=20, max_subset_size=1000)
+    assert small["subset_size"] == 50 and small["kid_std"] > 0 and abs(small["kid"]) < 2 * small["kid_std"]
     far = kid.kid(same_a, same_b + 1.0, np.random.default_rng(0), num_subsets=50, max_subset_size=200)
     assert far["kid"] > 10 * far["kid_std"] > 0
 
@@ -168,7 +171,7 @@ def test_metric_names_carry_sample_counts():
     assert runner.parse_names("fid10k, kid10k,pr10k,detect1k,nn,fid500,fid10k") == [
         ("fid10k", "fid", 10000), ("kid10k", "kid", 10000), ("pr10k", "pr", 10000), ("detect1k", "detect", 1000),
         ("nn", "nn", 1000), ("fid500", "fid", 500)]
-    for bad in ("fid", "is50k", "fid10m", "pr3", "fid1"):
+    for bad in ("fid", "is50k", "fid10m", "pr3", "fid1", "kid3"):
         with pytest.raises(ValueError, match="--metrics"):
             runner.parse_names(bad)
 
