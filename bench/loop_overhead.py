@@ -30,6 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+import main as cli  # noqa: E402  (first: it imports TensorFlow without its start-up noise)
 import cv2  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -37,8 +38,7 @@ import tensorflow as tf  # noqa: E402
 from absl import logging  # noqa: E402
 
 import dataset  # noqa: E402
-import machine  # noqa: E402  (bench/machine.py)
-import main as cli  # noqa: E402
+import common  # noqa: E402  (bench/common.py)
 import model  # noqa: E402
 import train  # noqa: E402
 import utils  # noqa: E402
@@ -178,7 +178,7 @@ def main():
     cli.FLAGS(["main.py"])  # define the flag values once, so unparse/parse works
     logging.set_verbosity(logging.WARNING)
     precision = model.resolve_precision(args.precision)
-    lines = machine.header("Training loop overhead (bench/loop_overhead.py)")
+    lines = common.header("Training loop overhead (bench/loop_overhead.py)")
     lines += [f"Batch {BATCH}, z 100, precision {precision}; {args.rounds} interleaved rounds; ms per step (median "
               "over rounds), overhead = ms per step above the bare step.", ""]
     scratch = tempfile.mkdtemp(prefix="nf_bench_loop_")
@@ -189,7 +189,7 @@ def main():
             lines += measure(size_name, args, precision, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    lines.append(f"- load average at the end: {machine.load_now():.2f}")
+    lines.append(f"- load average at the end: {common.load_now():.2f}")
     print("\n" + "\n".join(lines))
 
 
@@ -227,7 +227,7 @@ def measure(size_name, args, precision, scratch):
             if isinstance(c, Whole):
                 trace()
             print(f"{size_name} round {r + 1}: {c.name}: {1000 * c.seconds[-1]:.2f} ms/step "
-                  f"(load {machine.load_now():.1f})", flush=True)
+                  f"(load {common.load_now():.1f})", flush=True)
 
     def ms(c):
         return 1000 * statistics.median(c.seconds)

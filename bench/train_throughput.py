@@ -35,7 +35,7 @@ import tensorflow as tf  # noqa: E402
 from absl import logging  # noqa: E402
 
 import dataset  # noqa: E402
-import machine  # noqa: E402  (bench/machine.py: this script's folder is first on sys.path)
+import common  # noqa: E402  (bench/common.py: this script's folder is first on sys.path)
 import model  # noqa: E402
 
 
@@ -140,7 +140,7 @@ def main():
     if set(sources) - {"files", "memory"}:
         sys.exit(f"error: --sources takes files and memory, got {args.sources!r}")
     default_precision = model.resolve_precision("auto")
-    lines = machine.header("Training throughput (bench/train_throughput.py)")
+    lines = common.header("Training throughput (bench/train_throughput.py)")
 
     load = dict(input_height=108, input_width=108, output_height=args.size, output_width=args.size, crop=False)
     with tempfile.TemporaryDirectory(prefix="nf_bench_cache_") as cache_dir:
@@ -156,16 +156,7 @@ def main():
         for g in g_list:
             for source in sources:
                 configs.append(Config(prec, g, source, cfg, pixels, args, total_steps))
-    for c in configs:
-        start = time.perf_counter()
-        c.run(args.warmup)
-        print(f"warm-up {c.name()}: {time.perf_counter() - start:.1f} s", flush=True)
-    for r in range(args.rounds):
-        shift = r * len(configs) // args.rounds
-        for c in configs[shift:] + configs[:shift]:
-            c.seconds.append(c.run(args.steps))
-            print(f"round {r + 1}: {c.name()}: {args.batch_size / c.seconds[-1]:.1f} img/s "
-                  f"(load {machine.load_now():.1f})", flush=True)
+    common.run_rounds(configs, args.rounds, args.steps, args.warmup, args.batch_size)
 
     def img_s(c, how=statistics.median):
         return args.batch_size / how(c.seconds)
@@ -191,8 +182,8 @@ def main():
         for g in g_list:
             pair = {c.source: c for c in trained if (c.precision, c.g_updates) == (prec, g)}
             if {"files", "memory"} <= set(pair):
-                lines.append(f"- {prec}, g_updates {g}: files run at {img_s(pair['files']) / img_s(pair['memory']):.3f}x"
-                             " the in-memory speed")
+                ratio = img_s(pair["files"]) / img_s(pair["memory"])
+                lines.append(f"- {prec}, g_updates {g}: files run at {ratio:.3f}x the in-memory speed")
     if args.float16_steps:
         f16_cfg = model.ModelConfig(output_height=args.float16_size, output_width=args.float16_size)
         f16_pixels = np.stack([cv2.resize(im, (args.float16_size,) * 2, interpolation=cv2.INTER_AREA)
@@ -206,7 +197,7 @@ def main():
                      f"{img_s(pair[1]) / img_s(pair[0]):.3f}x float32's {img_s(pair[0]):.1f} img/s at that size")
     lines += [f"- decoding the set once (prepare_images, no cache yet): {cold:.1f} s "
               f"({len(files) / cold:.0f} img/s); loading it again from the cache: {warm:.2f} s",
-              f"- load average at the end: {machine.load_now():.2f}"]
+              f"- load average at the end: {common.load_now():.2f}"]
     print("\n" + "\n".join(lines))
 
 
