@@ -40,6 +40,7 @@ setup(
     extras_require={
         "gpu": ["tensorflow[and-cuda]>=2.21,<2.22"],
         "metrics": METRICS,
+        "bench": ["torch==2.13.0"],  # bench/torch_reference.py only: training never imports torch
         "test": ["pytest", "hypothesis", "scikit-image", "scipy", "playwright"] + METRICS,
     },
     entry_points={"console_scripts": ["neuralface=main:run"]},
