@@ -11,6 +11,7 @@ import tensorflow as tf
 from absl import logging
 
 import utils
+from preprocess import mnist
 from preprocess.images import GRAY_MODES, IMAGE_EXTENSIONS, BadImage, load_rgb
 
 CACHE_VERSION = 1  # bump when the decoding below changes what a cached image holds
@@ -87,8 +88,9 @@ def load_image(path, input_height, input_width, output_height, output_width, cro
 
 
 def with_channels(images_rgb, c_dim):
-    """(N, H, W, 3) uint8 -> (N, H, W, c_dim): c_dim 1 takes the luma as OpenCV computes it."""
-    if c_dim == 3:
+    """(N, H, W, 3) uint8 -> (N, H, W, c_dim): c_dim 1 takes the luma as OpenCV computes it (images that already
+    have c_dim channels, such as MNIST's, pass unchanged)."""
+    if c_dim == 3 or images_rgb.shape[-1] == c_dim:
         return images_rgb
     gray = np.stack([cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in images_rgb]) if len(images_rgb) else \
         np.zeros(images_rgb.shape[:3], np.uint8)
@@ -127,10 +129,11 @@ def _decode_one(args):
 
 class PreparedImages:
     """The decoded training set: uint8 RGB pixels (in memory, or a memory map of the cache file), the files they
-    came from in order, the files skipped with a reason, and which kept files are single-channel."""
+    came from in order, the files skipped with a reason, which kept files are single-channel, and for a labelled
+    set (MNIST) each image's class."""
 
-    def __init__(self, pixels, files, skipped, gray):
-        self.pixels, self.files, self.skipped, self.gray = pixels, files, skipped, gray
+    def __init__(self, pixels, files, skipped, gray, labels=None):
+        self.pixels, self.files, self.skipped, self.gray, self.labels = pixels, files, skipped, gray, labels
 
     def channels(self, probe=16):
         """1 when the first kept images are all single-channel files (the original looked at the first), else 3."""
@@ -158,6 +161,17 @@ def prepare_images(files, load, cache_dir, max_pixels=MAX_PIXELS, workers=None, 
         logging.info("training images (%.0f MB) are read from %s through a memory map", pixels.nbytes / 2 ** 20,
                      array_path)
     return PreparedImages(pixels, verdict["kept"], [tuple(s) for s in verdict["skipped"]], verdict["gray"])
+
+
+MNIST = "mnist"  # --dataset mnist: the four idx files in data_dir/mnist, with their labels, as the original read them
+
+
+def prepare_mnist(folder):
+    """MNIST as PreparedImages: uint8 (N, 28, 28, 1) digits and int64 labels in the original's shuffled order
+    (preprocess.mnist.load_mnist); entry i is named mnist#i (the original's data_X[i]) where image sets list files."""
+    images, labels = mnist.load_mnist(folder)
+    return PreparedImages(images[..., None], [f"{MNIST}#{i}" for i in range(len(images))], [], [True] * len(images),
+                          labels=labels)
 
 
 def _decode_all(files, load, max_pixels, workers, array_path, verdict_path):
@@ -254,6 +268,25 @@ def make_dataset(pixels, batches, c_dim):
         images = tf.numpy_function(gather, [idx], tf.uint8, stateful=False)
         images.set_shape(shape)
         return images
+
+    ds = tf.data.Dataset.from_tensor_slices(batches)
+    return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+
+
+def make_labelled_dataset(pixels, labels, batches):
+    """tf.data of (uint8 (B, H, W, C) images, int32 (B,) labels) batches: batches[i] indexes both, so the labels
+    follow the images through the same seeded order, replica split and resume."""
+    shape = (batches.shape[1],) + pixels.shape[1:]
+
+    def gather(idx):
+        idx = np.asarray(idx)
+        return pixels[idx], labels[idx].astype(np.int32)
+
+    def load(idx):
+        images, y = tf.numpy_function(gather, [idx], (tf.uint8, tf.int32), stateful=False)
+        images.set_shape(shape)
+        y.set_shape(shape[:1])
+        return images, y
 
     ds = tf.data.Dataset.from_tensor_slices(batches)
     return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)

@@ -1,12 +1,16 @@
-"""Sample mode (a grid and individual faces from a trained generator) and export to .keras / SavedModel."""
+"""Sample mode (a grid and individual faces, or digits, from a trained generator) and export to .keras / SavedModel."""
+import math
 import os
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
+import conditional
 import model
 import utils
+
+DIGIT_GRID_COLUMNS = 10  # the conditional grid shows at most this many samples of each class
 
 
 def sample(src, sample_dir, sample_num, seed, batch_size=64):
@@ -18,6 +22,8 @@ def sample(src, sample_dir, sample_num, seed, batch_size=64):
     if sample_num < 1:
         raise ValueError(f"--sample_num must be at least 1, got {sample_num}")
     z = model.sample_z(src.cfg.z_dist, sample_num, src.cfg.z_dim, np.random.default_rng(seed))
+    if src.cfg.y_dim:
+        return sample_classes(src, sample_dir, z, seed, batch_size)
     images = model.generate_images(src.generator, z, batch_size)
     face_dir = os.path.join(sample_dir, "faces")
     os.makedirs(face_dir, exist_ok=True)
@@ -31,6 +37,32 @@ def sample(src, sample_dir, sample_num, seed, batch_size=64):
     logging.info("wrote %s and %d faces in %s from %s (z ~ %s, seed %s)", grid_path, sample_num, face_dir,
                  src.description, src.cfg.z_dist, seed)
     return {"grid": grid_path, "faces_dir": face_dir, "num_faces": sample_num}
+
+
+def sample_classes(src, sample_dir, z, seed, batch_size=64):
+    """A conditional generator's sample mode: image i is of class i % y_dim (so any number is balanced), written as
+    digits/digit_NNNNN.png with its z in digits/z.npy and its class in digits/y.npy (row i drew image i); and
+    sample_grid.png with one row per class, 0 at the top, of its first samples in order (at most 10 a row)."""
+    y_dim = src.cfg.y_dim
+    labels = np.arange(len(z)) % y_dim
+    images = model.generate_images(src.generator, z, batch_size, conditional.one_hot(labels, y_dim))
+    digit_dir = os.path.join(sample_dir, "digits")
+    os.makedirs(digit_dir, exist_ok=True)
+    for i, image in enumerate(utils.to_uint8(images)):
+        utils.imwrite(os.path.join(digit_dir, f"digit_{i:05d}.png"), image)
+    utils.atomic_write(os.path.join(digit_dir, "z.npy"), lambda f: np.save(f, z))
+    utils.atomic_write(os.path.join(digit_dir, "y.npy"), lambda f: np.save(f, labels))
+    rows = min(y_dim, len(z))
+    cols = min(DIGIT_GRID_COLUMNS, math.ceil(len(z) / y_dim))
+    cells = np.full((rows * cols,) + images.shape[1:], -1.0, np.float32)  # a class with fewer samples: black
+    for c in range(rows):
+        mine = images[labels == c][:cols]
+        cells[c * cols:c * cols + len(mine)] = mine
+    grid_path = os.path.join(sample_dir, "sample_grid.png")
+    utils.save_images(cells, (rows, cols), grid_path)
+    logging.info("wrote %s (one row per class 0-%d) and %d images in %s from %s (z ~ %s, seed %s)", grid_path,
+                 rows - 1, len(z), digit_dir, src.description, src.cfg.z_dist, seed)
+    return {"grid": grid_path, "faces_dir": digit_dir, "num_faces": len(z), "labels": labels}
 
 
 def export(src, export_dir, dtype="float32"):

@@ -87,6 +87,11 @@ flags.DEFINE_integer("sample_num", 64, "Faces written by sample mode (any number
 flags.DEFINE_integer("gf_dim", 64, "Generator filters in the last transposed conv [64]")
 flags.DEFINE_integer("df_dim", 64, "Discriminator filters in the first conv [64]")
 flags.DEFINE_integer("c_dim", None, "Image channels (1 or 3); None = detect from the images [None]")
+# The original's class-conditional DCGAN (its y_dim branch), which it trained on --dataset mnist.
+flags.DEFINE_integer("y_dim", None, "Classes of the conditional model, one-hot y joined to z and to G's and D's layers: "
+                     "10 (MNIST's digits) or 0 (the unconditional DCGAN); None = 10 for --dataset mnist, else 0 [None]")
+flags.DEFINE_integer("gfc_dim", 1024, "Units of the conditional generator's fully connected layer [1024]")
+flags.DEFINE_integer("dfc_dim", 1024, "Units of the conditional discriminator's fully connected layer [1024]")
 flags.DEFINE_integer("max_steps", 0, "Stop after this many training steps in this invocation, across epochs "
                      "(0: no limit) [0]")
 flags.DEFINE_enum("precision", "auto", list(model.PRECISIONS),
@@ -166,6 +171,7 @@ def resolved_flags():
     """The flags as one plain dict, with the original's None-means-same-as defaults filled in."""
     f = {name: FLAGS[name].value for name in FLAGS if name in _OWN_FLAGS}
     f["input_width"] = f["input_width"] or f["input_height"]
+    mnist_defaults(f)
     f["output_width"] = f["output_width"] or f["output_height"]
     f["train_size"] = None if math.isinf(f["train_size"]) else int(f["train_size"])
     f["out_name"] = f["out_name"] or runs.default_out_name(f["dataset"], f["output_height"], f["output_width"])
@@ -200,6 +206,30 @@ def typed_reference_flags():
     if "input_height" in typed:
         typed.add("input_width")
     return typed
+
+
+def mnist_defaults(f):
+    """--dataset mnist as the original trained it: 28x28 single-channel digits, y_dim 10 (--y_dim 0: unconditional);
+    its README passed --input_height=28 --output_height=28, which are the defaults here. y_dim needs MNIST's labels."""
+    if f["dataset"] != "mnist":
+        if f["y_dim"]:
+            raise ValueError(f"--y_dim={f['y_dim']} trains a class-conditional model, which needs labels: only "
+                             "--dataset mnist has them (image folders train the unconditional DCGAN)")
+        f["y_dim"] = 0
+        return
+    for name in ("input_height", "input_width", "output_height", "output_width"):
+        if not FLAGS[name].present:
+            f[name] = 28
+        elif f[name] != 28:
+            raise ValueError(f"--{name}={f[name]}: MNIST's digits are 28x28, so --dataset mnist trains at 28 "
+                             "(leave the size flags out, or give --input_height=28 --output_height=28 as the original)")
+    if f["c_dim"] not in (None, 1):
+        raise ValueError(f"--c_dim={f['c_dim']}: MNIST's digits have one channel (leave --c_dim out)")
+    f["c_dim"] = 1
+    f["y_dim"] = 10 if f["y_dim"] is None else f["y_dim"]
+    if f["y_dim"] not in (0, 10):
+        raise ValueError(f"--y_dim={f['y_dim']}: MNIST has 10 classes, so --y_dim is 10 (conditional, the default) "
+                         "or 0 (the unconditional DCGAN on MNIST)")
 
 
 def main(argv):
@@ -239,7 +269,7 @@ def main(argv):
             if sample_mode:
                 sample_dir = src.output_dir(f["sample_dir"])
                 out = generate.sample(src, sample_dir, f["sample_num"], f["seed"], f["batch_size"])
-                print(f"wrote {out['grid']} and {out['num_faces']} faces in {out['faces_dir']}")
+                print(f"wrote {out['grid']} and {out['num_faces']} images in {out['faces_dir']}")
         if f["serve"]:
             from web import serve as webserve
             webserve.serve(f["serve_dir"] or f["export_web"], f["serve_host"], f["serve_port"])

@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
+import conditional
 import utils
 from ops import batch_norm, conv2d, conv_out_size_same, deconv2d, linear, lrelu
 
@@ -24,6 +25,10 @@ class ModelConfig:
     z_dist: str = "uniform_signed"
     gf_dim: int = 64
     df_dim: int = 64
+    # The original's class-conditional model (--dataset mnist): y_dim classes, its fully connected widths.
+    y_dim: int = 0  # 0: the unconditional DCGAN
+    gfc_dim: int = 1024
+    dfc_dim: int = 1024
 
     def __post_init__(self):
         if self.output_height < 1 or self.output_width < 1:
@@ -34,6 +39,9 @@ class ModelConfig:
             raise ValueError(f"z_dim must be positive, got {self.z_dim}")
         if self.z_dist not in Z_DISTRIBUTIONS:
             raise ValueError(f"z_dist must be one of {', '.join(Z_DISTRIBUTIONS)}, got {self.z_dist!r}")
+        if self.y_dim < 0 or self.gfc_dim < 1 or self.dfc_dim < 1:
+            raise ValueError(f"y_dim must be 0 or more and gfc_dim, dfc_dim positive, got {self.y_dim}, "
+                             f"{self.gfc_dim}, {self.dfc_dim}")
 
     @classmethod
     def from_dict(cls, d):
@@ -41,7 +49,16 @@ class ModelConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def to_dict(self):
-        return dataclasses.asdict(self)
+        """The config as a dict; an unconditional one without the conditional model's keys, as before they existed
+        (files written by older versions load with the defaults)."""
+        d = dataclasses.asdict(self)
+        if not self.y_dim:
+            for key in CONDITIONAL_KEYS:
+                del d[key]
+        return d
+
+
+CONDITIONAL_KEYS = ("y_dim", "gfc_dim", "dfc_dim")
 
 
 def check_output_size(height, width):
@@ -80,7 +97,10 @@ def generator_sizes(height, width):
 
 
 def make_generator(cfg, dtype=None, sync_bn=False):
-    """G: linear z -> s/16 x s/16 x 8gf, BN, ReLU; four 5x5 stride-2 transposed convs; tanh (always float32)."""
+    """G: linear z -> s/16 x s/16 x 8gf, BN, ReLU; four 5x5 stride-2 transposed convs; tanh (always float32).
+    With cfg.y_dim, the original's conditional G(z, y) instead (conditional.py)."""
+    if cfg.y_dim:
+        return conditional.make_conditional_generator(cfg, dtype, sync_bn)
     sizes = generator_sizes(cfg.output_height, cfg.output_width)
     (h16, w16) = sizes[0]
     z = keras.Input(shape=(cfg.z_dim,), name="z")
@@ -96,7 +116,10 @@ def make_generator(cfg, dtype=None, sync_bn=False):
 
 
 def make_discriminator(cfg, dtype=None, sync_bn=False):
-    """D: four 5x5 stride-2 convs (BN on all but the first), LeakyReLU 0.2, linear -> one float32 logit."""
+    """D: four 5x5 stride-2 convs (BN on all but the first), LeakyReLU 0.2, linear -> one float32 logit.
+    With cfg.y_dim, the original's conditional D(x, y) instead (conditional.py)."""
+    if cfg.y_dim:
+        return conditional.make_conditional_discriminator(cfg, dtype, sync_bn)
     images = keras.Input(shape=(cfg.output_height, cfg.output_width, cfg.c_dim), name="images")
     x = lrelu("d_h0_lrelu", dtype)(conv2d(cfg.df_dim, "d_h0_conv", dtype)(images))
     for i, filters in enumerate((cfg.df_dim * 2, cfg.df_dim * 4, cfg.df_dim * 8), start=1):
@@ -165,8 +188,14 @@ class DCGAN:
         spec_images = tf.TensorSpec([None, cfg.output_height, cfg.output_width, cfg.c_dim], tf.float32)
         spec_z = tf.TensorSpec([None, cfg.z_dim], tf.float32)
         # The batch dimension stays None, so the last, smaller sample batch or a new batch size needs no retrace.
-        self.train_step = tf.function(self._train_step, input_signature=[spec_images, spec_z])
-        self.generate = tf.function(self._generate, input_signature=[spec_z])
+        if cfg.y_dim:  # the conditional model takes one-hot y beside the images and z
+            spec_y = tf.TensorSpec([None, cfg.y_dim], tf.float32)
+            self.train_step = tf.function(lambda images, z, y: self._train_step(images, z, y=y),
+                                          input_signature=[spec_images, spec_z, spec_y])
+            self.generate = tf.function(self._generate, input_signature=[spec_z, spec_y])
+        else:
+            self.train_step = tf.function(self._train_step, input_signature=[spec_images, spec_z])
+            self.generate = tf.function(self._generate, input_signature=[spec_z])
         self.train_loop = tf.function(self._train_loop)
 
     def _build(self, cfg, learning_rate, beta1, precision, sync_bn):
@@ -213,15 +242,21 @@ class DCGAN:
     def _update(self, optimizer, tape, scaled_loss, variables):
         optimizer.apply_gradients(zip(tape.gradient(scaled_loss, variables), variables))
 
-    def _train_step(self, images, z, replicas=1):
-        """One D update and g_updates G updates on this replica's share of the batch. The gradients of the
-        replicas are summed (all-reduced) by apply_gradients, so each differentiates its mean loss / replicas:
-        together, the mean over the global batch."""
+    def _G(self, z, y, training):
+        return self.generator(z if y is None else [z, y], training=training)
+
+    def _D(self, images, y, training):
+        return self.discriminator(images if y is None else [images, y], training=training)
+
+    def _train_step(self, images, z, replicas=1, y=None):
+        """One D update and g_updates G updates on this replica's share of the batch (y: its one-hot labels, for
+        the conditional model). The gradients of the replicas are summed (all-reduced) by apply_gradients, so
+        each differentiates its mean loss / replicas: together, the mean over the global batch."""
         G, D = self.generator, self.discriminator
         with tf.GradientTape() as tape:
-            fake = G(z, training=True)
-            real_logits = D(images, training=True)
-            fake_logits = D(fake, training=True)
+            fake = self._G(z, y, True)
+            real_logits = self._D(images, y, True)
+            fake_logits = self._D(fake, y, True)
             d_loss_real = _bce(real_logits, 1.0)
             d_loss_fake = _bce(fake_logits, 0.0)
             d_loss = d_loss_real + d_loss_fake
@@ -231,7 +266,7 @@ class DCGAN:
         g_loss = tf.constant(0.0)
         for _ in range(self.g_updates):
             with tf.GradientTape() as tape:
-                g_loss = _bce(D(G(z, training=True), training=True), 1.0)
+                g_loss = _bce(self._D(self._G(z, y, True), y, True), 1.0)
                 g_scaled = self._scaled(self.g_optimizer, g_loss / replicas)
             self._update(self.g_optimizer, tape, g_scaled, G.trainable_variables)
         return {"d_loss": d_loss, "d_loss_real": d_loss_real, "d_loss_fake": d_loss_fake, "g_loss": g_loss,
@@ -247,15 +282,18 @@ class DCGAN:
         self.epoch.assign_add(tf.cast(end, tf.int64))
         self.batch_in_epoch.assign(tf.where(end, tf.constant(0, tf.int64), next_batch))
 
-    def _replica_step(self, images_uint8, step):
+    def _replica_step(self, batch, step):
         """One training step on one replica: its slice of the global batch's z, so any number of replicas draws
-        the same z as one device. Returns the losses (each replica's share of the global mean) and D's outputs."""
+        the same z as one device. batch: uint8 images, or (uint8 images, int labels) for the conditional model.
+        Returns the losses (each replica's share of the global mean) and D's outputs."""
+        images_uint8, labels = batch if self.cfg.y_dim else (batch, None)
         ctx = tf.distribute.get_replica_context()
         replicas = ctx.num_replicas_in_sync
         local = tf.shape(images_uint8, out_type=tf.int32)[0]
         z = self.draw_z(local * replicas, step)
         z = z[ctx.replica_id_in_sync_group * local:(ctx.replica_id_in_sync_group + 1) * local]
-        out = self._train_step(tf.cast(images_uint8, tf.float32) / 127.5 - 1.0, z, replicas)
+        y = None if labels is None else tf.one_hot(tf.cast(labels, tf.int32), self.cfg.y_dim)
+        out = self._train_step(tf.cast(images_uint8, tf.float32) / 127.5 - 1.0, z, replicas, y)
         losses = tf.stack([out[k] for k in LOSS_NAMES]) / tf.cast(replicas, tf.float32)
         return losses, out["d_real"], out["d_fake"], z
 
@@ -281,15 +319,20 @@ class DCGAN:
             self._advance()
         return losses.stack(), d_real, d_fake, z, stop
 
-    def _generate(self, z):
+    def _generate(self, z, y=None):
         # The original's sampler: batch norm with the moving statistics (train=False).
-        return self.generator(z, training=False)
+        return self._G(z, y, False)
 
 
-def generate_images(generator, z, batch_size=64):
-    """Run the generator in inference mode over any number of z rows; returns float32 images in [-1, 1]."""
+def generate_images(generator, z, batch_size=64, y=None):
+    """Run the generator in inference mode over any number of z rows (and their one-hot y rows for a conditional
+    generator); returns float32 images in [-1, 1]."""
     z = np.asarray(z, np.float32)
-    out = [generator(z[i:i + batch_size], training=False).numpy() for i in range(0, len(z), batch_size)]
+    y = None if y is None else np.asarray(y, np.float32)
+
+    def inputs(i):
+        return z[i:i + batch_size] if y is None else [z[i:i + batch_size], y[i:i + batch_size]]
+    out = [generator(inputs(i), training=False).numpy() for i in range(0, len(z), batch_size)]
     return np.concatenate(out) if out else np.zeros((0,) + tuple(generator.output_shape[1:]), np.float32)
 
 

@@ -3,6 +3,7 @@ import dataclasses
 import glob
 import os
 
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -11,6 +12,7 @@ import utils
 
 FLAGS_FILE = "flags.json"
 SAMPLE_Z_FILE = "sample_z.npy"
+SAMPLE_Y_FILE = "sample_y.npy"  # a conditional run's labels of the fixed-z grids (class numbers, one per z row)
 HOLDOUT_FILE = "holdout.txt"  # the training images --holdout kept out of training, one path a line
 # The generator shipped in the repository, used when the user has trained nothing yet.
 SHIPPED_GENERATOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "checkpoints", "faces_64")
@@ -54,6 +56,18 @@ def read_run_flags(run_dir):
 def model_config_from_flags(flags):
     """The ModelConfig recorded in a run's flags.json."""
     return model.ModelConfig.from_dict(flags["model"])
+
+
+def sample_labels(run_dir, labels, n, chief):
+    """The training grids' labels (SAMPLE_Y_FILE, kept for resumes): the classes of the first n images in the
+    data's order, as the original's sample_labels = data_y[0:sample_num]."""
+    path = os.path.join(run_dir, SAMPLE_Y_FILE)
+    if os.path.isfile(path):
+        return np.load(path)
+    sample_y = np.asarray(labels[:n], np.int64)
+    if chief:
+        utils.atomic_write(path, lambda f: np.save(f, sample_y))
+    return sample_y
 
 
 @dataclasses.dataclass

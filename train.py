@@ -70,7 +70,8 @@ def _log_to_file(run_dir):
 
 def _check_resume(previous, cfg, paths):
     """Refuse to resume a run folder whose networks differ from the ones these flags build."""
-    changed = {k: (previous["model"].get(k), v) for k, v in cfg.to_dict().items() if previous["model"].get(k) != v}
+    before = model.ModelConfig.from_dict(previous["model"]).to_dict()  # keys an older version did not write: defaults
+    changed = {k: (before.get(k), v) for k, v in cfg.to_dict().items() if before.get(k) != v}
     if changed:
         raise ValueError(
             f"{paths.run_dir} holds a run trained with other model settings: "
@@ -126,11 +127,14 @@ def train(flags):
 
 def _load_data(flags, paths, seed, scratch):
     """The decoded training set (each file's fate decided once), and the indices of the images trained on."""
-    all_files = dataset.list_images(flags["data_dir"], flags["dataset"], flags["input_fname_pattern"])
-    load = dict(input_height=flags["input_height"], input_width=flags["input_width"],
-                output_height=flags["output_height"], output_width=flags["output_width"], crop=flags["crop"])
-    data = dataset.prepare_images(all_files, load, os.path.join(scratch or paths.run_dir, "cache"),
-                                  flags["max_pixels"])
+    if flags["dataset"] == dataset.MNIST:  # the four idx files and their labels, as the original's load_mnist
+        data = dataset.prepare_mnist(os.path.join(flags["data_dir"], flags["dataset"]))
+    else:
+        all_files = dataset.list_images(flags["data_dir"], flags["dataset"], flags["input_fname_pattern"])
+        load = dict(input_height=flags["input_height"], input_width=flags["input_width"],
+                    output_height=flags["output_height"], output_width=flags["output_width"], crop=flags["crop"])
+        data = dataset.prepare_images(all_files, load, os.path.join(scratch or paths.run_dir, "cache"),
+                                      flags["max_pixels"])
     if data.skipped:
         for path, reason in data.skipped[:50]:
             logging.warning("skipping %s: %s", path, reason)
@@ -184,9 +188,14 @@ def _train(flags, paths, cluster, scratch):
                          "add images or lower --batch_size")
     c_dim = flags["c_dim"] or data.channels()
     pixels = data.pixels if len(index) == len(data.files) else data.pixels[index]
+    labels = None if data.labels is None or not flags["y_dim"] else data.labels[index]
     cfg = model.ModelConfig(output_height=flags["output_height"], output_width=flags["output_width"], c_dim=c_dim,
                             z_dim=flags["z_dim"], z_dist=flags["z_dist"], gf_dim=flags["gf_dim"],
-                            df_dim=flags["df_dim"])
+                            df_dim=flags["df_dim"], y_dim=flags["y_dim"], gfc_dim=flags["gfc_dim"],
+                            dfc_dim=flags["dfc_dim"])
+    if cfg.y_dim and labels is None:
+        raise ValueError(f"--y_dim={cfg.y_dim} trains a class-conditional model, which needs labels: only "
+                         f"--dataset {dataset.MNIST} has them (use --y_dim 0 for an image folder)")
     precision = _choose_precision(flags, previous)
     digest = _files_digest(files)
     if previous is not None:
@@ -224,6 +233,8 @@ def _train(flags, paths, cluster, scratch):
         sample_z = model.sample_z(cfg.z_dist, min(batch_size, 64), cfg.z_dim, np.random.default_rng([seed, 1]))
         if chief:
             utils.atomic_write(sample_z_path, lambda f: np.save(f, sample_z))
+    # The conditional model's fixed labels for those grids: the original's sample_labels, the first images' classes.
+    sample_y = runs.sample_labels(paths.run_dir, data.labels, len(sample_z), chief) if cfg.y_dim else None
     grid_size = utils.image_manifold_size(len(sample_z))
     writer = tf.summary.create_file_writer(paths.log_dir) if chief else tf.summary.create_noop_writer()
     logging.info("training on %d images (%d batches of %d per epoch), model %s, precision %s, seed %d, "
@@ -233,7 +244,8 @@ def _train(flags, paths, cluster, scratch):
     def save_samples(name, current_step):
         if not chief:
             return None
-        images = gan.generate(tf.constant(sample_z)).numpy()
+        inputs = [tf.constant(sample_z)] + ([] if sample_y is None else [tf.one_hot(sample_y, cfg.y_dim)])
+        images = gan.generate(*inputs).numpy()
         path = os.path.join(paths.sample_dir, name)
         utils.save_images(images, grid_size, path)
         if flags["G_img_sum"]:
@@ -255,6 +267,8 @@ def _train(flags, paths, cluster, scratch):
         def per_worker(ctx):
             local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
             rows = dataset.replica_batches(batches, ctx.num_input_pipelines, ctx.input_pipeline_id, local)
+            if labels is not None:
+                return dataset.make_labelled_dataset(pixels, labels, rows)
             return dataset.make_dataset(pixels, rows, cfg.c_dim)
         return iter(cluster.strategy.distribute_datasets_from_function(per_worker))
 

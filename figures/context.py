@@ -4,6 +4,7 @@ import zlib
 
 import numpy as np
 
+import conditional
 import model
 from figures.output import Figures
 
@@ -47,8 +48,35 @@ class Context:
     def prior(self, figure, n):
         return model.sample_z(self.cfg.z_dist, n, self.cfg.z_dim, self.rng(figure))
 
-    def generate(self, z):
-        return model.generate_images(self.src.generator, np.asarray(z, np.float32), self.f["batch_size"])
+    def generate(self, z, classes=None):
+        """G(z); a conditional generator also takes each sample's class (one for all, or one per row of z)."""
+        z = np.asarray(z, np.float32)
+        if not self.cfg.y_dim:
+            return model.generate_images(self.src.generator, z, self.f["batch_size"])
+        if classes is None:
+            raise ValueError("a conditional generator draws each sample for a class: give the classes")
+        y = conditional.one_hot(np.broadcast_to(classes, len(z)), self.cfg.y_dim)
+        return model.generate_images(self.src.generator, z, self.f["batch_size"], y)
+
+    def row_classes(self, rows_cols, n=None):
+        """A conditional generator's class for each of the first n cells of a rows x cols grid: row r draws class
+        r % y_dim (y fixed per row, as the original's MNIST grids read best); None for an unconditional one."""
+        if not self.cfg.y_dim:
+            return None
+        rows, cols = rows_cols
+        return np.repeat(np.arange(rows) % self.cfg.y_dim, cols)[:n]
+
+    def class_of(self, k):
+        """The class of a conditional generator's k-th figure of a series (k % y_dim), or None."""
+        return k % self.cfg.y_dim if self.cfg.y_dim else None
+
+    def rows_note(self):
+        """What a grid's caption says about y for a conditional generator ('' for an unconditional one)."""
+        return f"; y fixed per row: row r is class r % {self.cfg.y_dim}" if self.cfg.y_dim else ""
+
+    @staticmethod
+    def class_note(c):
+        return "" if c is None else f"; class {c}"
 
 
 def z_center(z_dist, mode="mean"):

@@ -114,10 +114,22 @@ def training_progression(ctx):
 
 
 def average_face(ctx):
+    if ctx.cfg.y_dim:
+        average_classes(ctx)
+        return
     z = np.full((1, ctx.cfg.z_dim), ctx.center, np.float32)
     ctx.out.png("average_face.png", pixels(ctx.generate(z))[0],
                 f"the average face: G(z) with every z[i] = {ctx.center:g} ({ctx.f['z_center']} of {ctx.cfg.z_dist})",
                 figure="average_face", z_value=ctx.center)
+
+
+def average_classes(ctx):
+    """A conditional generator's average face: G(z = centre) for every class, side by side."""
+    classes = np.arange(ctx.cfg.y_dim)
+    z = np.full((len(classes), ctx.cfg.z_dim), ctx.center, np.float32)
+    ctx.out.png("average_classes.png", grid(pixels(ctx.generate(z, classes)), (1, len(classes))),
+                f"the average of each class 0-{len(classes) - 1}: G(z, y) with every z[i] = {ctx.center:g} "
+                f"({ctx.f['z_center']} of {ctx.cfg.z_dist})", figure="average_face", z_value=ctx.center)
 
 
 def random_walk(ctx):
@@ -131,10 +143,13 @@ def random_walk(ctx):
     z = np.full((n, cells, ctx.cfg.z_dim), ctx.center, np.float32)
     for c, d in enumerate(dims):
         z[:, c, d] = values
-    images = pixels(ctx.generate(z.reshape(n * cells, -1))).reshape((n, cells) + ctx.face_shape)
+    classes = None if not ctx.cfg.y_dim else np.tile(np.arange(cells) % ctx.cfg.y_dim, n)  # cell c: class c % y_dim
+    images = pixels(ctx.generate(z.reshape(n * cells, -1), classes)).reshape((n, cells) + ctx.face_shape)
     frames = [grid(images[k]) for k in range(n)]
     caption = f"random walks: {cells} faces, each moving one random z dimension from {ctx.center:g} to " \
               f"{ctx.z_lo:g}, to {ctx.z_hi:g} and back"
+    if ctx.cfg.y_dim:
+        caption += f"; cell c is class c % {ctx.cfg.y_dim}"
     ctx.out.gif("random_walk.gif", frames, caption, fps=VIDEO_FPS, figure="random_walk", dims=dims)
     ctx.out.mp4("random_walk.mp4", frames, caption, fps=VIDEO_FPS, figure="random_walk", dims=dims)
 

@@ -20,9 +20,10 @@ def interpolation(ctx):
     t = np.linspace(0.0, 1.0, INTERP_COLS)
     for name, fn in (("linear", lerp), ("slerp", lambda a, b, t: slerp(a, b, t, ctx.center))):
         rows = np.concatenate([fn(z[2 * i], z[2 * i + 1], t) for i in range(INTERP_ROWS)])
-        ctx.out.png(f"interpolation_{name}.png", grid(pixels(ctx.generate(rows)), (INTERP_ROWS, INTERP_COLS)),
-                    f"DCGAN Fig. 4: {INTERP_ROWS} pairs of random z, {name} interpolation in {INTERP_COLS} steps",
-                    figure="interpolation")
+        images = ctx.generate(rows, ctx.row_classes((INTERP_ROWS, INTERP_COLS)))
+        ctx.out.png(f"interpolation_{name}.png", grid(pixels(images), (INTERP_ROWS, INTERP_COLS)),
+                    f"DCGAN Fig. 4: {INTERP_ROWS} pairs of random z, {name} interpolation in {INTERP_COLS} steps"
+                    f"{ctx.rows_note()}", figure="interpolation")
 
 
 def measured_pool(ctx):

@@ -231,6 +231,10 @@ def export(generator, cfg, out_dir, figures_dir=None, dtype="float16", step=0, s
 
     repo_url: the code link (None: the installed package's url, if any); epochs_dir: where the per-epoch grids of
     the training movie lie (its first `epochs` epochs are shown)."""
+    if cfg.y_dim:  # checked first: nothing is written for a generator the page cannot run
+        raise ValueError(f"--export_web: the page draws from z alone, but this generator is class-conditional (y_dim "
+                         f"{cfg.y_dim}, the original's --dataset mnist model), which the page does not run. Sample it "
+                         "(`python main.py --dataset mnist`) or make its figures (--visualize) instead")
     if os.path.isdir(out_dir) and os.listdir(out_dir) and not os.path.isfile(os.path.join(out_dir, MANIFEST_FILE)):
         raise ValueError(f"{out_dir} holds other files and is no earlier web export; give a new or empty folder so "
                          "nothing in it is overwritten")
