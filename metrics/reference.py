@@ -107,6 +107,8 @@ def load_reference(settings, cfg, cache_dir, ref_dir=None, ref_num=0, run_dir=No
     """The reference images: every image of --metrics_ref DIR, or of the training folder less the run's held-out
     files, decoded and cropped with the training's settings at the generator's size (a seeded subset of ref_num
     when given, drawn after leaving out the files in exclude)."""
+    if not ref_dir and settings["dataset"] == dataset.MNIST:
+        return _mnist_reference(settings, cfg, cache_dir, ref_num, run_dir)
     if ref_dir:
         files = dataset.list_images(os.path.expanduser(ref_dir), "", settings["input_fname_pattern"])
         where = ref_dir
@@ -144,4 +146,25 @@ def load_reference(settings, cfg, cache_dir, ref_dir=None, ref_num=0, run_dir=No
     digest = digest_of(files, {**load, "max_pixels": max_pixels}, cfg.c_dim)
     return Reference(pixels=dataset.with_channels(pixels, cfg.c_dim), files=files, heldout_pixels=heldout,
                      heldout_files=[data.files[i] for i in held_index], digest=digest, description=description,
+                     cache_dir=cache_dir)
+
+
+def _mnist_reference(settings, cfg, cache_dir, ref_num, run_dir):
+    """MNIST's digits as the trainer read them (dataset.prepare_mnist), less the run's held-out ones (mnist#i)."""
+    folder = os.path.join(find_data_dir(os.path.expanduser(settings["data_dir"])), dataset.MNIST)
+    data = dataset.prepare_mnist(folder)
+    held = {os.path.basename(p) for p in (read_holdout(run_dir) or ())}
+    is_held = np.array([name in held for name in data.files], bool)
+    index = np.nonzero(~is_held)[0]
+    if ref_num and ref_num < len(index):
+        index = index[np.sort(np.random.default_rng(SUBSET_SEED).permutation(len(index))[:ref_num])]
+    held_index = np.nonzero(is_held)[0]
+    idx_files = sorted(os.path.join(folder, f) for f in os.listdir(folder))
+    h = hashlib.sha256(json.dumps({"mnist": [(os.path.basename(p), os.path.getsize(p)) for p in idx_files],
+                                   "index": index.tolist()}).encode())
+    return Reference(pixels=data.pixels[index], files=[data.files[i] for i in index],
+                     heldout_pixels=data.pixels[held_index] if len(held_index) else None,
+                     heldout_files=[data.files[i] for i in held_index], digest=h.hexdigest()[:16],
+                     description=f"{len(index)} MNIST digits of {folder}"
+                                 f"{', ' + str(len(held_index)) + ' held out' if len(held_index) else ''}",
                      cache_dir=cache_dir)

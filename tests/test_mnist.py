@@ -348,3 +348,17 @@ def test_cli_mirrored_labels_sample_mode_and_web_refusal(mnist_data, tmp_path):
     code, err = finish(main_py("--dataset=mnist", f"--out_dir={out}", f"--export_web={tmp_path / 'web'}"))
     assert code == 1 and "class-conditional" in err and "Traceback" not in err
     assert not os.path.exists(tmp_path / "web")
+
+
+def test_metrics_measure_digits_and_skip_detect_with_the_reason(straight, mnist_data, caplog):
+    import main
+    from metrics import runner
+    f, result, _ = straight
+    parse_flags(**{**TINY_MNIST, "data_dir": mnist_data, "out_dir": f["out_dir"], "out_name": "straight",
+                   "metrics": "fid16,detect16,nn16", "seed": 0})
+    with caplog.at_level("WARNING"):
+        main.main(["main.py"])
+    measured = {r["metric"]: r for r in runner.read_rows(os.path.join(result["run_dir"], runner.METRICS_FILE))}
+    assert set(measured) == {"fid16", "nn16"} and np.isfinite(measured["fid16"]["value"])
+    assert "MNIST digits" in measured["fid16"]["reference_images"]
+    assert "detect16 skipped" in caplog.text and "class-conditional" in caplog.text
