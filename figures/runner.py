@@ -69,6 +69,9 @@ def run(src, f):
     meta = {"generator": src.description, "step": src.step, "model": src.cfg.to_dict(), "seed": seed,
             "z_center": f["z_center"], "z_center_value": ctx.center, "seconds": seconds}
     index = ctx.out.write_index(meta)
+    if src.run_dir:  # a training run: its losses (and FID when measured) against step, beside the figures
+        from metrics import plot
+        plot.write_plot_if_possible(src.run_dir)
     print(ctx.out.table())
     print(f"index: {index} (seed {seed})")
     return {"sample_dir": sample_dir, "index": index, "written": ctx.out.written, "skipped": ctx.out.skipped,
