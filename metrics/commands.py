@@ -101,9 +101,12 @@ def training_hook(flags, generator, cfg, step, writer, final=False):
     --metrics_freq N it measures at the first checkpoint past each multiple of N, and at the end of training;
     it appends to the run's metrics.jsonl, writes TensorBoard scalars metrics/<name> and redraws metrics.png.
     A failing measurement is logged as an error and training goes on."""
-    if not flags.get("metrics") or not flags.get("metrics_freq"):
-        return None
     run_dir = os.path.join(flags["out_dir"], flags["out_name"])
+    if not flags.get("metrics") or not flags.get("metrics_freq"):
+        if final:  # the losses alone, when nothing is measured
+            writer.flush()
+            plot.write_plot_if_possible(run_dir, asked=False)
+        return None
     path = os.path.join(run_dir, runner.METRICS_FILE)
     measured_steps = {r["step"] for r in runner.read_rows(path) if r.get("source") == "training"}
     last = max([s for s in measured_steps if s < step], default=0)

@@ -83,12 +83,13 @@ def write_plot(run_dir):
     return path
 
 
-def write_plot_if_possible(run_dir):
+def write_plot_if_possible(run_dir, asked=True):
     """write_plot, logging instead of failing when matplotlib is missing or there is nothing to draw yet (the plot
-    is a by-product of measuring)."""
+    is a by-product of measuring and of the end of training); asked=False: a missing matplotlib is only noted."""
     try:
         logging.info("plot: %s", write_plot(run_dir))
     except ImportError:
-        logging.warning("matplotlib is missing, so %s was not drawn: pip install -e \".[metrics]\"", PLOT_FILE)
+        (logging.warning if asked else logging.info)(
+            "matplotlib is missing, so %s was not drawn: pip install -e \".[metrics]\"", PLOT_FILE)
     except FileNotFoundError as e:
         logging.info("%s not drawn: %s", PLOT_FILE, e)

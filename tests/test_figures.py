@@ -108,13 +108,16 @@ def test_same_seed_same_figures_other_seed_other_figures(tmp_path):
 @pytest.fixture
 def tiny_run(tiny_flags):
     """A tiny training run of 5 steps with fixed-z grids at steps 2, 4 and 5; returns (flags, source)."""
-    f = tiny_flags(train=None, epoch=1, sample_freq=2)
+    f = tiny_flags(train=None, epoch=1, sample_freq=2, log_freq=1)
     train.train(f)
     return f, runs.find_generator(runs.run_paths(f["out_dir"], f["out_name"], f["checkpoint_dir"], f["sample_dir"]))
 
 
 def test_page_figures_from_a_training_run(tiny_run, tmp_path):
     f, src = tiny_run
+    plot_path = os.path.join(src.run_dir, "metrics.png")
+    assert os.path.isfile(plot_path)  # drawn at the end of training: the losses against step
+    os.unlink(plot_path)
     flags = vis_flags("vis", figures="page", data_dir=f["data_dir"], out_dir=f["out_dir"])
     result = figures.run(src, flags)
     out = os.path.join(src.run_dir, "vis")
@@ -136,6 +139,7 @@ def test_page_figures_from_a_training_run(tiny_run, tmp_path):
     want = utils.to_uint8(model.generate_images(src.generator, np.zeros((1, 10), np.float32)))[0]
     np.testing.assert_array_equal(utils.imread(os.path.join(out, "average_face.png")), want)
     assert index["average_face.png"]["z_value"] == 0.0
+    assert os.path.isfile(plot_path)  # and redrawn by --visualize
     # The random walk: walk_frames frames of a 4 x 4 grid (16 cells, z_dim 10 -> 10 cells -> 3 x 4).
     walk = mp4_frames(os.path.join(out, "random_walk.mp4"))
     assert walk.shape[0] == 8 and index["random_walk.gif"]["frames"] == 8
