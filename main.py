@@ -167,6 +167,23 @@ _OWN_FLAGS = set(FLAGS) - _ABSL_FLAGS
 _REFERENCE_FLAGS = ("data_dir", "dataset", "input_fname_pattern", "input_height", "input_width", "crop", "max_pixels")
 
 
+def flags_table():
+    """The README's flags table, from the flag definitions themselves (tests/test_docs.py keeps them equal)."""
+    rows = ["| flag | default | meaning |", "|---|---|---|"]
+    for name in sorted(_OWN_FLAGS, key=list(FLAGS).index):
+        flag = FLAGS[name]
+        default = "None" if flag.default is None else (flag.default_as_str or "").strip("'") or '""'
+        if isinstance(flag.default, bool):
+            default = str(flag.default)
+        text = flag.help.rsplit(" [", 1)[0] if flag.help.endswith("]") else flag.help
+        if hasattr(flag.parser, "enum_values"):
+            text = text.split(">: ", 1)[-1]  # absl puts <a|b|c>: in front of an enum's help
+            text += f" ({', '.join(flag.parser.enum_values)})"
+        text = text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+        rows.append(f"| `--{name}` | `{default}` | {text} |")
+    return "\n".join(rows)
+
+
 def resolved_flags():
     """The flags as one plain dict, with the original's None-means-same-as defaults filled in."""
     f = {name: FLAGS[name].value for name in FLAGS if name in _OWN_FLAGS}

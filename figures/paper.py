@@ -5,6 +5,7 @@ import cv2
 import numpy as np
 from absl import logging
 
+import utils
 from figures import face_measures
 from figures.context import lerp, slerp
 from figures.crops import load_crops, real_crops
@@ -202,4 +203,19 @@ def nearest_neighbours(ctx):
         "nearest-neighbour distances of generated and held-out real faces")
 
 
-FIGURES = (interpolation, vector_arithmetic, turn_vector, nearest_neighbours)
+def crops_and_samples(ctx):
+    """A sheet of real training crops (as the trainer saw them) and a sheet of samples in the same layout, so a
+    reader can compare the two at a glance."""
+    n = 48
+    real, _, _ = real_crops(ctx, n, "crops_and_samples")
+    if real is None:
+        return
+    fake = ctx.generate(ctx.prior("crops_and_samples", len(real)))
+    rows_cols = (6, 8) if len(real) == n else utils.image_manifold_size(len(real))
+    ctx.out.png("training_crops.png", grid(pixels(real), rows_cols),
+                f"{len(real)} random training crops, as the trainer saw them", figure="crops_and_samples")
+    ctx.out.png("samples_sheet.png", grid(pixels(fake), rows_cols), f"{len(fake)} random generated faces",
+                figure="crops_and_samples")
+
+
+FIGURES = (crops_and_samples, interpolation, vector_arithmetic, turn_vector, nearest_neighbours)

@@ -16,6 +16,7 @@ FACE_FIGURES = {
     "vector_arithmetic": "picks smiling and neutral faces by dlib's landmarks",
     "turn_vector": "picks left- and right-facing faces by dlib's landmarks",
     "nearest_neighbours": "searches the training face crops (image files)",
+    "crops_and_samples": "sets real face crops beside generated faces",
 }
 
 

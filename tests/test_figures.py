@@ -246,6 +246,8 @@ def test_paper_figures_and_recorded_skips(tmp_path, monkeypatch):
     assert np.array_equal(lin[:, :16], sl[:, :16]) and np.array_equal(lin[:, -16:], sl[:, -16:])
     assert not np.array_equal(lin[:, 16:-16], sl[:, 16:-16])
     assert index["vector_arithmetic.png"]["groups"] == [[0, 1, 2], [3], [4, 5]]
+    crops, samples = (utils.imread(str(out / n)) for n in ("training_crops.png", "samples_sheet.png"))
+    assert crops.shape == samples.shape == (5 * 16, 6 * 16, 3)  # the 30 readable crops, and as many samples
     assert "turn_vector" in skipped  # no faces found to pick left/right-facing ones
     nn = json.load(open(out / "nearest_neighbours.json"))
     assert nn["searched"] == 30 - 2 and nn["skipped_unreadable"] == 1 and len(nn["generated_nn_distance"]) == 2
