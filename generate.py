@@ -8,6 +8,7 @@ from absl import logging
 
 import conditional
 import model
+import runs
 import utils
 
 DIGIT_GRID_COLUMNS = 10  # the conditional grid shows at most this many samples of each class
@@ -86,6 +87,16 @@ def export(src, export_dir, dtype="float32"):
     # The run's flags travel with the weights, so an exported generator still says how it was trained.
     run_flags = src.run_flags()
     meta = {"train_flags": run_flags} if run_flags else {}
+    run_dir = src.run_dir or runs.snapshot_run_dir(src.weights_dir)
+    if src.weights_dir:  # a snapshot keeps its epoch and images seen
+        old = utils.read_json(os.path.join(src.weights_dir, model.META_FILE))
+        meta.update({k: old[k] for k in ("epoch", "images_seen") if k in old})
+    if run_dir:  # and whatever was measured of this generator, from its run's metrics.jsonl
+        from metrics import runner
+        measured = [r for r in runner.read_rows(os.path.join(run_dir, runner.METRICS_FILE)) if r.get("step") == src.step]
+        if measured:
+            meta["metrics"] = {r["metric"]: {"value": r["value"], "results": r["results"], "seed": r["seed"],
+                                             "reference_images": r.get("reference_images")} for r in measured}
     model.save_generator_weights(src.generator, src.cfg, export_dir, dtype=dtype, step=src.step,
                                  source=src.description, **meta)
     logging.info("exported %s to %s (generator.keras, saved_model/, generator.npz)", src.description, export_dir)

@@ -85,8 +85,21 @@ class GeneratorSource:
         return os.path.join(self.run_dir, sample_dir) if self.run_dir else sample_dir
 
     def run_flags(self):
-        """The training run's flags.json, or None for a generator without a run folder (e.g. the shipped one)."""
-        return read_run_flags(self.run_dir) if self.run_dir else None
+        """The training run's flags.json (a checkpoint's run, or the run of a snapshots/epoch_N folder), or None
+        for a generator without a run folder (e.g. the shipped one)."""
+        run_dir = self.run_dir or snapshot_run_dir(self.weights_dir)
+        return read_run_flags(run_dir) if run_dir else None
+
+
+def snapshot_run_dir(weights_dir):
+    """The run folder of a per-epoch snapshot (<run>/snapshots/epoch_N), or None for any other weights folder."""
+    if not weights_dir:
+        return None
+    parent = os.path.dirname(os.path.normpath(os.path.abspath(weights_dir)))
+    run_dir = os.path.dirname(parent)
+    if os.path.basename(parent) == "snapshots" and os.path.isfile(os.path.join(run_dir, FLAGS_FILE)):
+        return run_dir
+    return None
 
 
 def is_weights_dir(path):

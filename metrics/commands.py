@@ -16,7 +16,7 @@ def metrics_seed(flags):
 
 
 def run_dir_of(src):
-    return src.run_dir or reference.snapshot_run_dir(src.weights_dir)
+    return src.run_dir or runs.snapshot_run_dir(src.weights_dir)
 
 
 def output_dir(src, flags):

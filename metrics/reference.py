@@ -23,21 +23,10 @@ def weights_meta(weights_dir):
     return utils.read_json(path) if path and os.path.isfile(path) else {}
 
 
-def snapshot_run_dir(weights_dir):
-    """The run folder of a per-epoch snapshot (<run>/snapshots/epoch_N), or None for any other weights folder."""
-    if not weights_dir:
-        return None
-    parent = os.path.dirname(os.path.normpath(os.path.abspath(weights_dir)))
-    run_dir = os.path.dirname(parent)
-    if os.path.basename(parent) == "snapshots" and os.path.isfile(os.path.join(run_dir, runs.FLAGS_FILE)):
-        return run_dir
-    return None
-
-
 def training_settings(src):
     """(the flags the generator was trained with, where they came from): the run's flags.json (a snapshot's too),
     else generator.json's train_flags (the shipped generator), else {} (the command line's flags then apply)."""
-    run_dir = src.run_dir or snapshot_run_dir(src.weights_dir)
+    run_dir = src.run_dir or runs.snapshot_run_dir(src.weights_dir)
     flags = runs.read_run_flags(run_dir) if run_dir else None
     if flags:
         return flags, os.path.join(run_dir, runs.FLAGS_FILE)

@@ -135,3 +135,19 @@ def test_sample_mode_in_the_repository_changes_no_tracked_file(tmp_path):
     finally:
         import shutil
         shutil.rmtree(os.path.join(ROOT, sample_dir), ignore_errors=True)
+
+
+def test_exporting_an_epoch_snapshot_keeps_its_run_flags_epoch_and_metrics(tiny_flags, tmp_path):
+    import json
+    from metrics import runner
+    f = tiny_flags(train=None, epoch=1, sample_freq=0)
+    run_dir = train.train(f)["run_dir"]
+    snapshot = os.path.join(run_dir, "snapshots", "epoch_0001")
+    runner.append_rows(os.path.join(run_dir, runner.METRICS_FILE),
+                       [{"metric": "fid2k", "value": 42.0, "results": {"fid": 42.0}, "step": 5, "seed": 0},
+                        {"metric": "fid2k", "value": 99.0, "results": {"fid": 99.0}, "step": 3, "seed": 0}])
+    src = runs.find_generator(_paths(f), snapshot)
+    generate.export(src, str(tmp_path / "ship"), "float16")
+    meta = json.load(open(tmp_path / "ship" / "generator.json"))
+    assert meta["train_flags"]["seed"] == 7 and (meta["step"], meta["epoch"], meta["images_seen"]) == (5, 1, 40)
+    assert meta["metrics"] == {"fid2k": {"value": 42.0, "results": {"fid": 42.0}, "seed": 0, "reference_images": None}}
