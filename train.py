@@ -197,6 +197,9 @@ def _train(flags, paths, cluster, scratch):
         raise ValueError(f"--y_dim={cfg.y_dim} trains a class-conditional model, which needs labels: only "
                          f"--dataset {dataset.MNIST} has them (use --y_dim 0 for an image folder)")
     precision = _choose_precision(flags, previous)
+    if precision == "mixed_float16" and not tf.config.list_logical_devices("GPU"):
+        logging.warning("--precision mixed_float16 on a CPU runs ~40x slower than float32 (CPUs have no float16 "
+                        "matrix units; measured in BENCHMARKS.md): use it on a GPU, or --precision auto here")
     digest = _files_digest(files)
     if previous is not None:
         _check_resume(previous, cfg, paths)
