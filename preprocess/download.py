@@ -10,10 +10,10 @@ import time
 import urllib.request
 import zipfile
 import zlib
+from html.parser import HTMLParser
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import httpx
-from bs4 import BeautifulSoup
 from tqdm import tqdm
 
 import utils
@@ -130,18 +130,46 @@ def content_range(header):
     return int(match.group(1)), None if match.group(2) == "*" else int(match.group(2))
 
 
+class _FormFinder(HTMLParser):
+    """The first download form of a page (its action and hidden fields) and the page's title, read with the stdlib."""
+
+    def __init__(self):
+        super().__init__()
+        self.forms, self.title, self._in_form, self._in_title = [], "", False, False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.forms.append({"id": attrs.get("id", ""), "action": attrs.get("action", ""), "fields": {}})
+            self._in_form = True
+        elif tag == "input" and self._in_form and attrs.get("name") and attrs.get("type", "").lower() == "hidden":
+            self.forms[-1]["fields"][attrs["name"]] = attrs.get("value", "")
+        elif tag == "title":
+            self._in_title = True
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self._in_form = False
+        elif tag == "title":
+            self._in_title = False
+
+    def handle_data(self, data):
+        if self._in_title:
+            self.title += data
+
+
 def page_form_url(response):
     """The URL behind a download page's form (Google Drive's 'can't scan this file for viruses' page), or an error
     saying what the page is (Drive's 'too many users have viewed or downloaded this file' quota page)."""
     html = response.read()[:2_000_000]
-    soup = BeautifulSoup(html, "html.parser")
-    form = soup.find("form", id="download-form") or soup.find("form", action=re.compile("download"))
-    if form is not None and form.get("action"):
-        fields = {i["name"]: i.get("value", "") for i in form.find_all("input")
-                  if i.get("name") and i.get("type", "").lower() == "hidden"}
-        action = urljoin(str(response.url), form["action"])
-        return action + ("&" if "?" in action else "?") + urlencode(fields)
-    title = soup.title.get_text(" ", strip=True) if soup.title else "untitled"
+    page = _FormFinder()
+    page.feed(html.decode("utf-8", "replace") if isinstance(html, bytes) else html)
+    forms = [f for f in page.forms if f["id"] == "download-form"] or \
+            [f for f in page.forms if "download" in f["action"]]
+    if forms and forms[0]["action"]:
+        action = urljoin(str(response.url), forms[0]["action"])
+        return action + ("&" if "?" in action else "?") + urlencode(forms[0]["fields"])
+    title = " ".join(page.title.split()) or "untitled"
     raise DownloadError(f"got a web page ({title!r}) instead of the file: for Google Drive the download quota may be "
                         f"spent for today; try later, or fetch the file in a browser and put it in place")
 
