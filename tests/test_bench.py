@@ -22,3 +22,14 @@ def test_torch_port_matches_the_tf_model(size):
     d_loss, g_loss = gan.step(batch)
     assert all(map(torch.isfinite, map(torch.tensor, (d_loss, g_loss))))
     assert all(p.requires_grad for p in gan.D.parameters())  # D is unfrozen again after the G updates
+
+
+def test_loop_overhead_runs_the_whole_training_loop(tmp_path):
+    """bench/loop_overhead.py wraps DCGAN.train_loop to time train.train(): it must keep up with that signature."""
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cmd = [sys.executable, os.path.join(root, "bench", "loop_overhead.py"), "--sizes", "tiny", "--rounds", "1",
+           "--ks", "2", "--tiny_steps", "4", "--precision", "float32"]
+    out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "| whole K=2 |" in out.stdout and "| bare step |" in out.stdout
