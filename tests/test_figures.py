@@ -294,7 +294,7 @@ def test_z_center_and_flag_errors():
     assert context.z_center("uniform_signed") == 0.0 and context.z_center("normal01") == 0.0
     assert context.z_center("uniform_unsigned") == 0.5 and context.z_center("uniform_unsigned", "zero") == 0.0
     names = lambda figures, option=None: [n for n, _ in runner.selected_figures(figures, option)]  # noqa: E731
-    assert names("") == names("all") == names("options,page,paper") and len(names("")) == 5 + 5 + 4
+    assert names("") == names("all") == names("options,page,paper") and len(names("")) == 5 + 5 + 5
     assert names("", 2) == ["option2"] and names("options", 2) == ["option2"]
     assert names("turn_vector,average_face,option4") == ["option4", "average_face", "turn_vector"]  # in order
     with pytest.raises(ValueError, match="unknown 'pages'"):

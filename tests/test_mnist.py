@@ -260,7 +260,8 @@ def test_visualize_fixes_y_per_row_and_skips_the_face_figures(straight, tmp_path
             "average_classes.png", "random_walk.gif", "interpolation_slerp.png"} <= written
     assert utils.imread(str(tmp_path / "all" / "average_classes.png")).shape == (28, 10 * 28, 3)
     skipped = {s["figure"]: s["reason"] for s in result["skipped"]}
-    assert set(skipped) == {"change_grids", "turing_test", "vector_arithmetic", "turn_vector", "nearest_neighbours"}
+    assert set(skipped) == {"change_grids", "turing_test", "vector_arithmetic", "turn_vector", "nearest_neighbours",
+                            "crops_and_samples"}
     assert all("class-conditional" in r for r in skipped.values())
     assert json.load(open(result["index"]))["model"]["y_dim"] == 10
 
