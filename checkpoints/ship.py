@@ -5,8 +5,8 @@
 A maintainer's command (it rewrites the tracked checkpoints/faces_64 on purpose; nothing else writes there). It
 reads RUN_DIR/snapshots/epoch_EPOCH (exported by `main.py --export` first, so the weights, the run's flags, the
 epoch, the images seen and what metrics.jsonl measured of that step travel as `--export` writes them), then:
-- makes the training flags portable: data_dir becomes "data" (where `make dataset` builds the set) and out_dir
-  "out", the machine's own paths kept under "trained_at" so nothing the run recorded is lost;
+- makes it portable: the machine's data_dir becomes "data" (where `make dataset` builds the set) and its out_dir
+  "out", wherever they appear (flags, metrics' reference descriptions, source);
 - adds the training set's summary (the preprocess stage's summary.json) and the held-out file names;
 - copies the fixed-z grid of every epoch up to EPOCH, cut to its top-left GRID x GRID faces (small PNGs), into
   epochs/ for the page's training movie.
@@ -43,14 +43,10 @@ def export(snapshot, out):
 
 
 def portable_meta(meta, run_dir):
-    """generator.json with machine paths replaced (and kept aside), the dataset summary and the held-out names."""
+    """generator.json with this machine's paths replaced by portable ones everywhere (flags, metrics, source),
+    plus the dataset summary and the held-out names."""
     flags = meta.get("train_flags") or {}
-    meta["trained_at"] = {k: flags[k] for k in PORTABLE if k in flags}
-    meta["trained_at"]["source"] = meta.get("source")
-    meta["source"] = f"epoch {meta.get('epoch')} snapshot of run {os.path.basename(os.path.normpath(run_dir))} " \
-                     f"(step {meta.get('step')})"
-    flags.update({k: v for k, v in PORTABLE.items() if k in flags})
-    data = os.path.join(meta["trained_at"].get("data_dir", ""), flags.get("dataset", ""))
+    data = os.path.join(flags.get("data_dir", ""), flags.get("dataset", ""))
     summary = os.path.join(data, "summary.json")
     if os.path.isfile(summary):
         with open(summary) as f:
@@ -59,7 +55,13 @@ def portable_meta(meta, run_dir):
     if os.path.isfile(holdout):
         with open(holdout, encoding="utf-8", errors="surrogateescape") as f:
             meta["holdout_files"] = sorted(os.path.basename(line.rstrip("\n")) for line in f if line.strip())
-    return meta
+    meta["source"] = f"epoch {meta.get('epoch')} snapshot of run {os.path.basename(os.path.normpath(run_dir))} " \
+                     f"(step {meta.get('step')})"
+    text = json.dumps(meta)
+    for key, portable in PORTABLE.items():
+        if flags.get(key):
+            text = text.replace(json.dumps(os.path.normpath(flags[key]))[1:-1], portable)
+    return json.loads(text)
 
 
 def small_grids(run_dir, last_epoch, out, grid, cell):

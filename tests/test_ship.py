@@ -51,8 +51,7 @@ def test_ship_writes_a_portable_float16_generator_with_its_epoch_grids(tmp_path)
     meta = json.loads((dest / "generator.json").read_text())
     assert meta["dtype"] == "float16" and meta["step"] == 5 and meta["epoch"] == 1 and meta["images_seen"] == 320
     assert meta["train_flags"]["data_dir"] == "data" and meta["train_flags"]["out_dir"] == "out"
-    assert meta["trained_at"]["data_dir"] == str(data.parent)  # the machine's path is kept aside, not lost
-    assert str(tmp_path) not in meta["source"] and "ship_me" in meta["source"]
+    assert str(tmp_path) not in json.dumps(meta) and "ship_me" in meta["source"]  # no path of this machine
     assert meta["dataset_summary"] == {"inputs": 12, "crops_kept": 10}
     assert meta["holdout_files"] == ["a.jpg", "b.jpg"]
     assert os.listdir(dest / "epochs") == ["epoch_0001.png"]  # the grids up to the shipped epoch only
