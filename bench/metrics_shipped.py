@@ -5,7 +5,9 @@ images, each against the same N-image reference, so generated and real sets of o
 
 The generator and the reference are found as `main.py --metrics ... --metrics_ref_num N` finds them (the shipped
 one and its training set as it was trained, when no run matches), and the reference's features come from the same
-cache; the second real set is N other training images drawn the same way. Prints a markdown table with times.
+cache; the second real set is N other training images drawn the same way. Prints a markdown table with times and
+appends the generated side (fidN, kidN, prN, each row with its floor) to the metrics.jsonl `main.py --metrics`
+writes for that generator.
 """
 import os
 import sys
@@ -39,27 +41,51 @@ def run(argv):
     trained, _ = reference.training_settings(src)
     settings = reference.resolve_settings(trained, f, typed)
     other = reference.load_reference(settings, src.cfg, os.path.join(out_dir, "metrics_cache"), f["metrics_ref"],
-                                     len(ref.files), commands.run_dir_of(src), exclude=ref.files)
+                                     len(ref.files), commands.run_dir_of(src), exclude=ref.files,
+                                     heldout_names=reference.holdout_names(src))
     assert not set(other.files) & set(ref.files)
     n = len(ref.files)
-    job = runner.Job(src.generator, src.cfg, ref, commands.metrics_seed(f), f["batch_size"], num_samples=n,
-                     num_inception=n)
+    seed = commands.metrics_seed(f)
+    job = runner.Job(src.generator, src.cfg, ref, seed, f["batch_size"], num_samples=n, num_inception=n)
     real, t_ref = timed(job.real_features)
     gen, t_gen = timed(lambda: job.features(n))
     floor, t_floor = timed(lambda: other.cached("inception", lambda: inception.features(other.pixels, what="floor")))
-    print(f"\n{src.description}, seed {job.seed}; reference {ref.description} ({ref.digest}); floor set "
+    count = f"{n // 1000}k" if n % 1000 == 0 else str(n)
+    names = runner.parse_names(f"fid{count},kid{count},pr{count}")
+    # The generated side is measured exactly as `main.py --metrics` measures it and logged to the same metrics.jsonl
+    # (so `python -m checkpoints.ship --metrics_from` can carry it into generator.json); the floor set goes through
+    # the same functions with the features of real images in place of the samples.
+    measured = runner.measure_job(job, names)
+    floors = {"fid": {"fid": fid.fid(floor, real)},
+              "kid": kid.kid(floor, real, np.random.default_rng([seed, 1])),
+              "pr": runner.precision_recall_vs(floor, real[job.real_subset(n, "pr")])}
+    meta = reference.weights_meta(src.weights_dir)
+    rows = runner.rows_for(measured, ref, seed, src.step, generator=src.description, source="bench/metrics_shipped.py",
+                           **{k: meta[k] for k in ("epoch", "images_seen") if k in meta})
+    for row in rows:
+        kind = runner.NAME_RE.match(row["metric"]).group(1)
+        row["floor"] = dict(floors[kind], real_images=other.description, real_digest=other.digest)
+    path = os.path.join(out_dir, runner.METRICS_FILE)
+    runner.append_rows(path, rows)
+    print(f"\n{src.description}, seed {seed}; reference {ref.description} ({ref.digest}); floor set "
           f"{len(other.files)} other images ({other.digest})")
     print(f"Inception features: samples {t_gen:.0f} s, reference {t_ref:.0f} s, floor set {t_floor:.0f} s "
           "(0 s: read from the cache)\n")
-    print(f"| metric | generated vs reference | real vs reference (floor) | seconds (generated, from features) |\n"
+    print("| metric | generated vs reference | real vs reference (floor) | seconds (generated, from features) |\n"
           "| --- | --- | --- | ---: |")
-    for name, fn in [("fid", lambda x: f"{fid.fid(x, real):.2f}"),
-                     ("kid", lambda x: "{kid:.4f} ± {kid_std:.4f}".format(**kid.kid(x, real, np.random.default_rng(1)))),
-                     ("pr", lambda x: "precision {precision:.3f}, recall {recall:.3f}".format(
-                         **pr.precision_recall(x, real)))]:
-        shown, seconds = timed(lambda: fn(gen))
-        print(f"| {name}{n} | {shown} | {fn(floor)} | {seconds:.1f} |")
+    for row in rows:
+        kind = runner.NAME_RE.match(row["metric"]).group(1)
+        print(f"| {row['metric']} | {shown(kind, row['results'])} | {shown(kind, row['floor'])} | "
+              f"{row['seconds']:.1f} |")
+    print(f"\nappended {len(rows)} lines to {path}")
 
+
+def shown(kind, r):
+    if kind == "fid":
+        return f"{r['fid']:.2f}"
+    if kind == "kid":
+        return f"{r['kid']:.4f} ± {r['kid_std']:.4f}"
+    return f"precision {r['precision']:.3f}, recall {r['recall']:.3f}"
 
 if __name__ == "__main__":
     app.run(run)

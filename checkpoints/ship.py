@@ -1,6 +1,7 @@
 """Replace the shipped generator with an epoch snapshot of a run: float16 weights, portable flags, the epoch grids.
 
     python -m checkpoints.ship RUN_DIR EPOCH [--dest checkpoints/faces_64] [--grid 4]
+    python -m checkpoints.ship --metrics_from METRICS_JSONL [--dest checkpoints/faces_64]
 
 A maintainer's command (it rewrites the tracked checkpoints/faces_64 on purpose; nothing else writes there). It
 reads RUN_DIR/snapshots/epoch_EPOCH (exported by `main.py --export` first, so the weights, the run's flags, the
@@ -12,6 +13,10 @@ epoch, the images seen and what metrics.jsonl measured of that step travel as `-
   epochs/ for the page's training movie.
 Everything is written into a temporary folder beside DEST first and swapped in by renames, so an interrupted
 ship leaves the old generator whole.
+
+--metrics_from adds what was measured of the shipped weights later (`main.py --metrics` or
+bench/metrics_shipped.py on DEST log to samples/metrics.jsonl) to DEST's generator.json: only rows of DEST's step
+and of DEST itself, the newest per metric and seed 0 when there is one; the weights are not touched.
 """
 import argparse
 import glob
@@ -78,13 +83,52 @@ def small_grids(run_dir, last_epoch, out, grid, cell):
     return written
 
 
+def add_metrics(metrics_file, dest):
+    """Merge the rows of metrics_file measured on dest's weights (same step, same folder) into its generator.json."""
+    meta_path = os.path.join(dest, "generator.json")
+    if not os.path.isfile(meta_path):
+        raise SystemExit(f"error: {dest} holds no generator.json: is it a shipped generator folder?")
+    if not os.path.isfile(metrics_file):
+        raise SystemExit(f"error: no {metrics_file}: measure first, e.g. python main.py --checkpoint_dir "
+                         f"{os.path.relpath(dest, ROOT)} --metrics fid10k --metrics_ref_num 10000")
+    with open(meta_path) as f:
+        meta = json.load(f)
+    where = os.path.relpath(dest, ROOT)  # a row names its generator's folder as typed, relative or absolute
+    with open(metrics_file) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    rows = [r for r in rows if r.get("step") == meta.get("step") and
+            any(name in r.get("generator", "") for name in (where, dest))]
+    if not rows:
+        raise SystemExit(f"error: {metrics_file} has no row measured on {where} at its step {meta.get('step')}")
+    chosen = {}
+    for r in rows:  # later rows win, but a seed-0 row (the metrics' default draw) beats any other seed
+        old = chosen.get(r["metric"])
+        if old is None or r.get("seed") == 0 or old.get("seed") != 0:
+            chosen[r["metric"]] = r
+    metrics = meta.setdefault("metrics", {})
+    for name, r in chosen.items():
+        metrics[name] = {k: r[k] for k in ("value", "results", "seed", "reference_images", "floor") if k in r}
+    tmp = meta_path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(meta, f, indent=2, sort_keys=True)
+    os.replace(tmp, meta_path)
+    print(f"added {', '.join(sorted(chosen))} to {meta_path}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("run_dir")
-    p.add_argument("epoch", type=int)
+    p.add_argument("run_dir", nargs="?")
+    p.add_argument("epoch", type=int, nargs="?")
     p.add_argument("--dest", default=os.path.join(ROOT, "checkpoints", "faces_64"))
     p.add_argument("--grid", type=int, default=4, help="faces per side kept of each epoch's grid [4]")
+    p.add_argument("--metrics_from", help="a metrics.jsonl measured on DEST: add its rows to DEST's generator.json")
     args = p.parse_args()
+    if args.metrics_from:
+        if args.run_dir or args.epoch is not None:
+            p.error("--metrics_from adds metrics to DEST as it is; give no RUN_DIR or EPOCH with it")
+        return add_metrics(args.metrics_from, os.path.abspath(args.dest))
+    if not args.run_dir or args.epoch is None:
+        p.error("give RUN_DIR and EPOCH (or --metrics_from)")
     snapshot = epoch_dir(args.run_dir, args.epoch)
     dest = os.path.abspath(args.dest)
     staging, old = dest + ".shipping", dest + ".old"

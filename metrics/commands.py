@@ -30,7 +30,8 @@ def load_reference_for(src, flags, typed, out_dir):
     settings = reference.resolve_settings(trained, flags, typed)
     logging.info("reference preprocessing from %s%s", where, f", with {', '.join(typed)} as typed" if typed else "")
     ref = reference.load_reference(settings, src.cfg, os.path.join(out_dir, "metrics_cache"), flags["metrics_ref"],
-                                   flags["metrics_ref_num"], run_dir_of(src))
+                                   flags["metrics_ref_num"], run_dir_of(src),
+                                   heldout_names=reference.holdout_names(src))
     logging.info("reference: %s (digest %s)", ref.description, ref.digest)
     return ref
 

@@ -92,10 +92,19 @@ def read_holdout(run_dir):
         return {os.path.realpath(line.rstrip("\n")) for line in f if line.strip()}
 
 
-def load_reference(settings, cfg, cache_dir, ref_dir=None, ref_num=0, run_dir=None, exclude=()):
+def holdout_names(src):
+    """The held-out file names a shipped generator carries in its generator.json (its run folder is elsewhere),
+    or None: a run's own holdout.txt is read from its run folder instead."""
+    if src.run_dir or runs.snapshot_run_dir(src.weights_dir):
+        return None
+    return weights_meta(src.weights_dir).get("holdout_files")
+
+
+def load_reference(settings, cfg, cache_dir, ref_dir=None, ref_num=0, run_dir=None, exclude=(), heldout_names=None):
     """The reference images: every image of --metrics_ref DIR, or of the training folder less the run's held-out
-    files, decoded and cropped with the training's settings at the generator's size (a seeded subset of ref_num
-    when given, drawn after leaving out the files in exclude)."""
+    files (its holdout.txt, or heldout_names: the base names a shipped generator.json lists), decoded and cropped
+    with the training's settings at the generator's size (a seeded subset of ref_num when given, drawn after
+    leaving out the files in exclude)."""
     if not ref_dir and settings["dataset"] == dataset.MNIST:
         return _mnist_reference(settings, cfg, cache_dir, ref_num, run_dir)
     if ref_dir:
@@ -105,13 +114,17 @@ def load_reference(settings, cfg, cache_dir, ref_dir=None, ref_num=0, run_dir=No
         data_dir = find_data_dir(os.path.expanduser(settings["data_dir"]))
         files = dataset.list_images(data_dir, settings["dataset"], settings["input_fname_pattern"])
         where = os.path.join(data_dir, settings["dataset"])
-    held = read_holdout(run_dir) or set()
-    heldout_files = [p for p in files if os.path.realpath(p) in held]
-    if held and not heldout_files:
+    held, names = read_holdout(run_dir) or set(), set(heldout_names or ())
+
+    def is_held(path):
+        return os.path.realpath(path) in held or os.path.basename(path) in names
+
+    heldout_files = [p for p in files if is_held(p)]
+    if (held or names) and not heldout_files:
         logging.warning("%s lists no file of %s; the memorisation check holds out a seeded slice instead",
-                        runs.HOLDOUT_FILE, where)
+                        runs.HOLDOUT_FILE if held else "generator.json's holdout_files", where)
     excluded = set(exclude)
-    files = [p for p in files if os.path.realpath(p) not in held and p not in excluded]
+    files = [p for p in files if not is_held(p) and p not in excluded]
     if ref_num and ref_num < len(files):
         files = [files[i] for i in np.sort(np.random.default_rng(SUBSET_SEED).permutation(len(files))[:ref_num])]
     load = dict(input_height=settings["input_height"], input_width=settings["input_width"],

@@ -146,6 +146,11 @@ def measure(generator, cfg, reference, names, seed, batch_size=64):
     """[(name, kind, count, value, results dict, seconds)] for every parsed metric name."""
     job = Job(generator, cfg, reference, seed, batch_size, num_samples=max(c for _, _, c in names),
               num_inception=max([c for _, k, c in names if k in INCEPTION_KINDS], default=0))
+    return measure_job(job, names)
+
+
+def measure_job(job, names):
+    """measure() on a Job made already (its samples and features are shared with whoever made it)."""
     out = []
     for name, kind, count in names:
         start = time.perf_counter()

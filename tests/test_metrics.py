@@ -8,6 +8,7 @@ import pytest
 import scipy.linalg
 
 import model
+import runs
 from metrics import detect, fid, inception, kid, nn, pr, reference, runner
 
 
@@ -218,6 +219,24 @@ def test_reference_features_are_cached_until_the_files_or_the_preprocessing_chan
     os.replace(str(tmp_path / "more" / "img_000.png"), os.path.join(folder, "img_100.png"))  # a file is added
     added, fourth = real_features()
     assert added != changed and calls[-1] == 7 and len(fourth) == 7
+
+
+def test_a_shipped_generator_keeps_its_held_out_files_out_of_the_reference(tmp_path):
+    folder = str(tmp_path / "real")
+    write_images(folder, 6)
+    cfg = model.ModelConfig(output_height=16, output_width=16)
+    weights = tmp_path / "faces_64"  # a shipped folder: no run beside it, its held-out names in generator.json
+    model.save_generator_weights(model.make_generator(cfg), cfg, str(weights), step=1,
+                                 holdout_files=["img_001.png", "img_004.png"])
+    src = runs.load_from_weights(str(weights))
+    assert reference.holdout_names(src) == ["img_001.png", "img_004.png"]
+    ref = reference.load_reference(SETTINGS, cfg, str(tmp_path / "cache"), ref_dir=folder,
+                                   heldout_names=reference.holdout_names(src))
+    assert [os.path.basename(p) for p in ref.files] == ["img_000.png", "img_002.png", "img_003.png", "img_005.png"]
+    assert [os.path.basename(p) for p in ref.heldout_files] == ["img_001.png", "img_004.png"]
+    assert len(ref.heldout_pixels) == 2 and "2 held out" in ref.description
+    whole = reference.load_reference(SETTINGS, cfg, str(tmp_path / "cache"), ref_dir=folder)
+    assert len(whole.files) == 6 and whole.heldout_pixels is None and whole.digest != ref.digest
 
 
 def test_reference_settings_come_from_the_training_with_typed_flags_on_top():

@@ -68,3 +68,34 @@ def test_ship_refuses_a_missing_epoch_and_keeps_the_old_generator(tmp_path):
     out = ship(run, 7, "--dest", dest)
     assert out.returncode != 0 and "epoch 7" in out.stderr and "Traceback" not in out.stderr
     assert (dest / "generator.npz").read_bytes() == b"old"
+
+
+def test_metrics_measured_later_are_added_to_the_shipped_json_and_nothing_else_changes(tmp_path):
+    run, _ = fake_run(tmp_path)
+    dest = tmp_path / "faces_64"
+    assert ship(run, 2, "--dest", dest).returncode == 0
+    weights = (dest / "generator.npz").read_bytes()
+    ours = f"generator weights {dest} (step 10)"
+    rows = [{"metric": "fid10k", "value": 30.0, "results": {"fid": 30.0}, "seed": 1, "step": 10, "generator": ours},
+            {"metric": "fid10k", "value": 31.0, "results": {"fid": 31.0}, "seed": 0, "step": 10, "generator": ours,
+             "floor": {"fid": 2.0}, "reference_images": "10000 images of data/crops"},
+            {"metric": "fid10k", "value": 29.0, "results": {"fid": 29.0}, "seed": 5, "step": 10, "generator": ours},
+            {"metric": "kid10k", "value": 0.01, "results": {"kid": 0.01}, "seed": 0, "step": 5, "generator": ours},
+            {"metric": "pr10k", "value": 0.7, "results": {}, "seed": 0, "step": 10, "generator": "another (step 10)"}]
+    log = tmp_path / "metrics.jsonl"
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = ship("--metrics_from", log, "--dest", dest)
+    assert out.returncode == 0, out.stderr[-3000:]
+    meta = json.loads((dest / "generator.json").read_text())
+    # Only this generator's step; the seed-0 draw wins over later draws with other seeds.
+    assert set(meta["metrics"]) == {"fid10k"}
+    assert meta["metrics"]["fid10k"] == {"value": 31.0, "results": {"fid": 31.0}, "seed": 0, "floor": {"fid": 2.0},
+                                         "reference_images": "10000 images of data/crops"}
+    assert (dest / "generator.npz").read_bytes() == weights and meta["step"] == 10
+    log.write_text(json.dumps(rows[3]) + "\n")  # nothing measured on this step: an error, the json unchanged
+    before = (dest / "generator.json").read_text()
+    out = ship("--metrics_from", log, "--dest", dest)
+    assert out.returncode != 0 and "step 10" in out.stderr and "Traceback" not in out.stderr
+    assert (dest / "generator.json").read_text() == before
+    out = ship(run, 2, "--metrics_from", log, "--dest", dest)
+    assert out.returncode != 0 and "RUN_DIR" in out.stderr
