@@ -140,6 +140,9 @@ flags.DEFINE_string("figures", "", "--visualize: comma list of options, page, pa
 flags.DEFINE_integer("vis_dims", 0, "--visualize: z dimensions options 1-4 go through; 0 = all, as the original [0]")
 flags.DEFINE_enum("z_center", "mean", ["mean", "zero"], "--visualize: the 'z = 0' of the average face, walks and "
                   "option 3: the prior's mean (0; 0.5 for uniform_unsigned) or literal zero [mean]")
+flags.DEFINE_enum("average_face", "features", ["features", "center"], "--visualize: the average face as G's first "
+                  "feature map averaged over draws of z and drawn by the rest of G (StyleGAN's G(w-bar)), or G(z) at "
+                  "--z_center [features]")
 flags.DEFINE_integer("walk_frames", 64, "--visualize: frames of the random walk [64]")
 flags.DEFINE_integer("real_num", 32, "--visualize: real crops (and as many generated faces) in the Turing test [32]")
 flags.DEFINE_integer("pool_num", 256, "--visualize: samples measured to pick exemplars for Figs. 7 and 8 [256]")

@@ -4,6 +4,7 @@ import os
 import re
 
 import cv2
+import keras
 import numpy as np
 from absl import logging
 
@@ -19,7 +20,10 @@ EPOCH_FPS = 2  # one grid per epoch: half a second each, so a movie of a few epo
 MAX_TRAINING_FRAMES = 400  # longer runs are subsampled evenly (the last grid is always kept)
 GIF_PREVIEW_FRAMES, GIF_PREVIEW_SIDE = 24, 384  # the training GIF is a preview of the MP4, a few MB at most
 CHANGE_ROWS, CHANGE_COLS, CHANGE_BASES = 10, 10, 3
+DIRECTION_REACH = 1.5  # the direction grids sweep +/- this many half-ranges of the prior along a unit vector
 WALK_CELLS = 16
+FIRST_FEATURES = "g_h0_relu"  # the unconditional generator's first feature map (4x4x512 after BN and ReLU)
+AVERAGE_DRAWS = 4096  # draws of z the average face's features are averaged over
 
 
 def numbered_grids(folder, prefix):
@@ -117,10 +121,48 @@ def average_face(ctx):
     if ctx.cfg.y_dim:
         average_classes(ctx)
         return
+    if ctx.f["average_face"] == "features" and FIRST_FEATURES in [layer.name for layer in ctx.src.generator.layers]:
+        average_of_features(ctx)
+        return
     z = np.full((1, ctx.cfg.z_dim), ctx.center, np.float32)
     ctx.out.png("average_face.png", pixels(ctx.generate(z))[0],
                 f"the average face: G(z) with every z[i] = {ctx.center:g} ({ctx.f['z_center']} of {ctx.cfg.z_dist})",
                 figure="average_face", z_value=ctx.center)
+
+
+def average_of_features(ctx):
+    """G's average face as StyleGAN's G(w-bar) is: the mean of G's first feature map (after its ReLU) over many
+    draws of z, drawn by the rest of G. G(z = centre) is no such average in a ReLU generator: at the centre of the
+    prior nearly every unit of that first layer is off (figures.json records how many), so only the biases draw."""
+    head, rest = split_at_first_features(ctx.src.generator)
+    z, batch = ctx.prior("average_face", AVERAGE_DRAWS).astype(np.float32), ctx.f["batch_size"]
+    feats = np.concatenate([np.asarray(head(z[i:i + batch], training=False), np.float32)
+                            for i in range(0, len(z), batch)])
+    center = np.asarray(head(np.full((1, ctx.cfg.z_dim), ctx.center, np.float32), training=False))
+    image = pixels(rest(feats.mean(0, keepdims=True)))[0]
+    active_center, active_prior = float(np.mean(center > 0)), float(np.mean(feats > 0))
+    ctx.out.png("average_face.png", image,
+                f"the average face: G's first feature map ({'x'.join(map(str, feats.shape[1:]))} after ReLU) "
+                f"averaged over {AVERAGE_DRAWS} draws of z and drawn by the rest of G, as StyleGAN's G(w-bar); "
+                f"{active_prior:.1%} of those units are on for a draw of z, {active_center:.1%} at z = "
+                f"{ctx.center:g} (--average_face center draws that)",
+                figure="average_face", draws=AVERAGE_DRAWS, active_units_prior=active_prior,
+                active_units_center=active_center, z_value=ctx.center)
+
+
+def split_at_first_features(generator):
+    """(head, rest): head(z) is G's first feature map (after its ReLU), rest(features) the image the remaining
+    layers draw from it (moving BN statistics), so rest(head(z)) == G(z, training=False)."""
+    head = keras.Model(generator.input, generator.get_layer(FIRST_FEATURES).output)
+    names = [layer.name for layer in generator.layers]
+    tail = generator.layers[names.index(FIRST_FEATURES) + 1:]
+
+    def rest(features):
+        x = features
+        for layer in tail:
+            x = layer(x, training=False)
+        return np.asarray(x, np.float32)
+    return head, rest
 
 
 def average_classes(ctx):
@@ -229,12 +271,41 @@ def change_grids(ctx):
                             header=f"strongest dimensions; z[d] {ctx.z_lo:g} -> {ctx.z_hi:g}")
         ctx.out.png("change_top.png", fig, f"the {rows} z dimensions with the largest measured effect, each labelled "
                     "with what it changes most", figure="change_top", dims=top)
+    direction_grids(ctx, bases, effects, ranking)
     ctx.out.json("change_ranking.json", {
         "values": values.tolist(), "bases": bases.tolist(), "face_found_rate": face_rate,
         "no_face": {"count": int((~found["face_found"]).sum()), "of": int(found["face_found"].size)},
         "measures": {m: {**ranking[m], "description": face_measures.DESCRIPTIONS[m],
                          "effect_per_dim": [None if not np.isfinite(x) else round(float(x), 4) for x in effects[m]]}
                      for m in measures}}, "every z dimension's measured effect on each face measure")
+
+
+def direction_grids(ctx, bases, effects, ranking):
+    """Each measure's direction in z: the change grids' per-dimension slopes taken together as one vector (a fitted
+    attribute vector, as the DCGAN paper's averaged smile vector), every base swept along it and measured again.
+    One dimension moves a face little; all of them along the fitted direction move it much further."""
+    t = np.linspace(-1.0, 1.0, CHANGE_COLS)
+    reach = DIRECTION_REACH * (ctx.z_hi - ctx.z_lo) / 2  # the sweep runs base -/+ reach along the unit direction
+    for m, e in effects.items():
+        e = np.nan_to_num(e, nan=0.0)
+        spread = ranking[m]["std"]
+        if not (np.linalg.norm(e) > 0 and spread):
+            ctx.out.skip(f"direction_{m}", f"no z dimension was measured to change {m}")
+            continue
+        v = (e / np.linalg.norm(e)).astype(np.float32)
+        z = np.clip(bases[:, None, :] + (reach * t)[None, :, None] * v, ctx.z_lo, ctx.z_hi).astype(np.float32)
+        images = pixels(ctx.generate(z.reshape(-1, ctx.cfg.z_dim))).reshape(z.shape[:2] + ctx.face_shape)
+        measured = face_measures.measure_all(images.reshape((-1,) + ctx.face_shape))[m].reshape(z.shape[:2])
+        slopes = [face_measures.effect(row, reach * t) / spread for row in measured]  # std per unit of z, as above
+        labels = [f"face {i + 1}: {m} {x:+.2f}" if np.isfinite(x) else f"face {i + 1}: {m} n/a"
+                  for i, x in enumerate(slopes)]
+        fig = labelled_rows(list(images), labels, header=f"{m}: every z dimension along its fitted slope; "
+                            f"{-reach:g} -> {reach:g} along the direction")
+        ctx.out.png(f"direction_{m}.png", fig, f"the {m} direction: each row sweeps one face along the unit vector "
+                    f"of all {ctx.cfg.z_dim} dimensions' slopes (clipped to the prior's range); label: measured slope "
+                    f"in std of the measure per unit z (one dimension's best: {np.abs(e).max():.2f})",
+                    figure=f"direction_{m}", predicted=float(np.linalg.norm(e)),
+                    measured=[None if not np.isfinite(x) else round(float(x), 4) for x in slopes])
 
 
 def turing_test(ctx):

@@ -90,10 +90,34 @@ def test_option_sweeps_follow_the_models_z_range(tmp_path, monkeypatch):
     np.testing.assert_allclose(z[:, 0], np.linspace(0, 1, 8), atol=1e-6)  # U(0, 1): swept 0..1, not -1..1
     np.testing.assert_allclose(z[:, 1:], 0.5)  # the rest at the prior's mean (--z_center mean)
     seen.clear()
-    figures.run(src, vis_flags(tmp_path / "s", figures="random_walk,average_face", z_center="zero"))
+    figures.run(src, vis_flags(tmp_path / "s", figures="random_walk,average_face", z_center="zero",
+                               average_face="center"))
     average, walk = seen  # run in the page's order
     assert walk.min() == 0 and walk.max() == pytest.approx(1.0)  # from literal zero the walk still reaches 1
     np.testing.assert_array_equal(average, 0.0)
+
+
+def test_the_average_face_is_the_rest_of_g_drawn_from_its_mean_first_features(tmp_path):
+    src = tiny_source(tmp_path / "g")
+    head, rest = page.split_at_first_features(src.generator)
+    z = model.sample_z("uniform_signed", 6, 10, np.random.default_rng(0)).astype(np.float32)
+    np.testing.assert_allclose(rest(np.asarray(head(z, training=False))), model.generate_images(src.generator, z),
+                               atol=1e-5)  # the split loses nothing: rest(head(z)) is G(z)
+    result = figures.run(src, vis_flags(tmp_path / "s", figures="average_face"))
+    entry = index_of(result)["average_face.png"]
+    assert entry["draws"] == page.AVERAGE_DRAWS and 0 <= entry["active_units_center"] <= 1
+    assert 0 < entry["active_units_prior"] <= 1
+    # The figure is the rest of G drawn from the mean of the first features over the figure's draws of z.
+    ctx = context.Context(src, vis_flags(tmp_path / "x"), 3, None)
+    draws = ctx.prior("average_face", page.AVERAGE_DRAWS).astype(np.float32)
+    expected = rest(np.asarray(head(draws, training=False)).mean(0, keepdims=True))
+    got = utils.imread(str(tmp_path / "s" / "average_face.png"))
+    assert np.abs(got.astype(int) - np.rint((expected[0] + 1) * 127.5).clip(0, 255).astype(int)).max() <= 1
+    # --average_face center draws G at the prior's centre instead, as before.
+    figures.run(src, vis_flags(tmp_path / "c", figures="average_face", average_face="center"))
+    centre = model.generate_images(src.generator, np.zeros((1, 10), np.float32))[0]
+    got = utils.imread(str(tmp_path / "c" / "average_face.png"))
+    assert np.abs(got.astype(int) - np.rint((centre + 1) * 127.5).clip(0, 255).astype(int)).max() <= 1
 
 
 def test_same_seed_same_figures_other_seed_other_figures(tmp_path):
@@ -135,10 +159,9 @@ def test_page_figures_from_a_training_run(tiny_run, tmp_path):
     assert len(preview) == 24 and preview[0].shape == (384, 361, 3) and preview[-1][0, 0, 0] == 49
     assert keep[0] == 0 and keep[-1] == 49 and len(keep) == 24
     assert page.step_label(4, {"num_images": 40, "batch_size": 8}) == "step 4  epoch 0.80"
-    # The average face is G(z = 0) for the default U(-1, 1) prior.
-    want = utils.to_uint8(model.generate_images(src.generator, np.zeros((1, 10), np.float32)))[0]
-    np.testing.assert_array_equal(utils.imread(os.path.join(out, "average_face.png")), want)
-    assert index["average_face.png"]["z_value"] == 0.0
+    # The average face: G's mean first features drawn by the rest of G (its own test checks the pixels).
+    assert utils.imread(os.path.join(out, "average_face.png")).shape == (16, 16, 3)
+    assert index["average_face.png"]["draws"] == page.AVERAGE_DRAWS and index["average_face.png"]["z_value"] == 0.0
     assert os.path.isfile(plot_path)  # and redrawn by --visualize
     # The random walk: walk_frames frames of a 4 x 4 grid (16 cells, z_dim 10 -> 10 cells -> 3 x 4).
     walk = mp4_frames(os.path.join(out, "random_walk.mp4"))
@@ -153,6 +176,12 @@ def test_page_figures_from_a_training_run(tiny_run, tmp_path):
     ranking = json.load(open(os.path.join(out, "change_ranking.json")))
     assert len(ranking["measures"]["saturation"]["effect_per_dim"]) == 10
     assert ranking["no_face"]["of"] == 10 * page.CHANGE_BASES * page.CHANGE_COLS
+    # Direction grids: each base swept along all dimensions' slopes at once, measured again; none for a measure no
+    # dimension was measured to change.
+    assert "no z dimension was measured" in skipped["direction_smile"]
+    assert utils.imread(os.path.join(out, "direction_saturation.png")).shape[0] > page.CHANGE_BASES * 48
+    assert len(index["direction_saturation.png"]["measured"]) == page.CHANGE_BASES
+    assert index["direction_saturation.png"]["predicted"] > 0
     # Turing test: 4 real + 4 generated shuffled into one grid, with the answer key.
     assert utils.imread(os.path.join(out, "turing_test.png")).shape == (2 * 16, 4 * 16, 3)
     assert utils.imread(os.path.join(out, "turing_test_answers.png")).shape == (2 * 64, 4 * 64, 3)

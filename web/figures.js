@@ -14,7 +14,7 @@ function figureSection(entry) {
   if (has('progress') || has('training') || has('epoch')) return 'progress';
   if (has('average')) return 'average';
   if (has('walk')) return 'walk';
-  if (has('change')) return 'change';
+  if (has('change') || has('direction')) return 'change';
   return 'other';
 }
 
@@ -27,6 +27,7 @@ function captionKey(entry) {
   if (figure === 'turing_test') return [/key|answer/.test(name) ? 'fig_turing_key' : 'fig_turing_test', {}];
   if (TEXT.en[`fig_${figure}`]) return [`fig_${figure}`, {}];
   if (figure.startsWith('change_')) return ['fig_change', {measure: figure.slice(7).replace(/_/g, ' ')}];
+  if (figure.startsWith('direction_')) return ['fig_direction', {measure: figure.slice(10).replace(/_/g, ' ')}];
   return null;
 }
 
