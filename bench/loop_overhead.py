@@ -66,12 +66,23 @@ class Bare:
 class Loop:
     def __init__(self, gan, pixels, k, source, total_steps):
         self.name, self.k, self.gan = f"loop K={k}" + (", memory" if source == "memory" else ""), k, gan
+        self.name += {"gather": ", tf.gather", "serial": ", 1 map thread"}.get(source, "")
+        epochs = -(-total_steps // (len(pixels) // BATCH))
+        rows = dataset.index_batches(len(pixels), BATCH, 0, 0, 0, epochs, total_steps)
         if source == "memory":
             self.batches = iter(tf.data.Dataset.from_tensors(tf.constant(pixels[:BATCH])).repeat())
+        elif source == "gather":  # diagnostic: the same batches gathered by a TF op from the set held as a tensor
+            table = tf.constant(pixels)
+            self.batches = iter(tf.data.Dataset.from_tensor_slices(rows).map(lambda i: tf.gather(table, i))
+                                .prefetch(tf.data.AUTOTUNE))
+        elif source == "serial":  # diagnostic: training's numpy gather, on one map thread with one batch prefetched
+            def gather(i):
+                return pixels[np.asarray(i)]
+            self.batches = iter(tf.data.Dataset.from_tensor_slices(rows).map(
+                lambda i: tf.ensure_shape(tf.numpy_function(gather, [i], tf.uint8, stateful=False),
+                                          (BATCH,) + pixels.shape[1:])).prefetch(1))
         else:
-            epochs = -(-total_steps // (len(pixels) // BATCH))
-            self.batches = iter(dataset.make_dataset(
-                pixels, dataset.index_batches(len(pixels), BATCH, 0, 0, 0, epochs, total_steps), 3))
+            self.batches = iter(dataset.make_dataset(pixels, rows, 3))
         self.seconds = []
 
     def run(self, steps):
@@ -174,6 +185,8 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--precision", default="auto", choices=model.PRECISIONS)
     p.add_argument("--no_whole", action="store_true", help="skip the train.train() runs")
+    p.add_argument("--pipelines", action="store_true", help="also time two diagnostic input pipelines at K=20: "
+                   "tf.gather from the set as a tensor, and training's numpy gather on one thread")
     args = p.parse_args()
     cli.FLAGS(["main.py"])  # define the flag values once, so unparse/parse works
     logging.set_verbosity(logging.WARNING)
@@ -207,6 +220,8 @@ def measure(size_name, args, precision, scratch):
     total = 2 * max(ks) + args.rounds * (steps + max(ks) + 2 * len(ks))
     configs = [Bare(gan, pixels)] + [Loop(gan, pixels, k, "files", total) for k in ks]
     configs.append(Loop(gan, pixels, 20 if 20 in ks else ks[-1], "memory", total))
+    if args.pipelines:
+        configs += [Loop(gan, pixels, 20 if 20 in ks else ks[-1], source, total) for source in ("gather", "serial")]
     if not args.no_whole:
         data_dir = os.path.join(scratch, size_name)
         write_jpegs(os.path.join(data_dir, "faces"), len(pixels), size)
