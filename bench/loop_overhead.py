@@ -66,7 +66,7 @@ class Bare:
 class Loop:
     def __init__(self, gan, pixels, k, source, total_steps):
         self.name, self.k, self.gan = f"loop K={k}" + (", memory" if source == "memory" else ""), k, gan
-        self.name += {"gather": ", tf.gather", "serial": ", 1 map thread"}.get(source, "")
+        self.name += {"gather": ", tf.gather", "autotune": ", AUTOTUNE map"}.get(source, "")
         epochs = -(-total_steps // (len(pixels) // BATCH))
         rows = dataset.index_batches(len(pixels), BATCH, 0, 0, 0, epochs, total_steps)
         if source == "memory":
@@ -75,12 +75,13 @@ class Loop:
             table = tf.constant(pixels)
             self.batches = iter(tf.data.Dataset.from_tensor_slices(rows).map(lambda i: tf.gather(table, i))
                                 .prefetch(tf.data.AUTOTUNE))
-        elif source == "serial":  # diagnostic: training's numpy gather, on one map thread with one batch prefetched
+        elif source == "autotune":  # diagnostic: training's numpy gather as it was, on AUTOTUNE's map threads
             def gather(i):
                 return pixels[np.asarray(i)]
             self.batches = iter(tf.data.Dataset.from_tensor_slices(rows).map(
                 lambda i: tf.ensure_shape(tf.numpy_function(gather, [i], tf.uint8, stateful=False),
-                                          (BATCH,) + pixels.shape[1:])).prefetch(1))
+                                          (BATCH,) + pixels.shape[1:]),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE))
         else:
             self.batches = iter(dataset.make_dataset(pixels, rows, 3))
         self.seconds = []
@@ -185,8 +186,9 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--precision", default="auto", choices=model.PRECISIONS)
     p.add_argument("--no_whole", action="store_true", help="skip the train.train() runs")
-    p.add_argument("--pipelines", action="store_true", help="also time two diagnostic input pipelines at K=20: "
-                   "tf.gather from the set as a tensor, and training's numpy gather on one thread")
+    p.add_argument("--pipelines", action="store_true", help="also time two other input pipelines at K=20: "
+                   "tf.gather from the set held as a tensor, and the numpy gather on AUTOTUNE's parallel map threads "
+                   "(training's pipeline before it moved to one map thread)")
     args = p.parse_args()
     cli.FLAGS(["main.py"])  # define the flag values once, so unparse/parse works
     logging.set_verbosity(logging.WARNING)
@@ -221,7 +223,7 @@ def measure(size_name, args, precision, scratch):
     configs = [Bare(gan, pixels)] + [Loop(gan, pixels, k, "files", total) for k in ks]
     configs.append(Loop(gan, pixels, 20 if 20 in ks else ks[-1], "memory", total))
     if args.pipelines:
-        configs += [Loop(gan, pixels, 20 if 20 in ks else ks[-1], source, total) for source in ("gather", "serial")]
+        configs += [Loop(gan, pixels, 20 if 20 in ks else ks[-1], source, total) for source in ("gather", "autotune")]
     if not args.no_whole:
         data_dir = os.path.join(scratch, size_name)
         write_jpegs(os.path.join(data_dir, "faces"), len(pixels), size)
