@@ -20,7 +20,7 @@ from absl import app  # noqa: E402
 
 import main  # noqa: E402  (main.py's flags)
 import runs  # noqa: E402
-from metrics import commands, fid, inception, kid, pr, reference, runner  # noqa: E402
+from metrics import commands, fid, inception, kid, reference, runner  # noqa: E402
 
 
 def timed(fn):
@@ -86,6 +86,7 @@ def shown(kind, r):
     if kind == "kid":
         return f"{r['kid']:.4f} ± {r['kid_std']:.4f}"
     return f"precision {r['precision']:.3f}, recall {r['recall']:.3f}"
+
 
 if __name__ == "__main__":
     app.run(run)

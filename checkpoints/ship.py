@@ -91,13 +91,15 @@ def add_metrics(metrics_file, dest):
     if not os.path.isfile(metrics_file):
         raise SystemExit(f"error: no {metrics_file}: measure first, e.g. python main.py --checkpoint_dir "
                          f"{os.path.relpath(dest, ROOT)} --metrics fid10k --metrics_ref_num 10000")
-    with open(meta_path) as f:
-        meta = json.load(f)
+    from metrics import runner  # here only: it loads TensorFlow, which shipping a run does not need
+    import utils
+
+    meta = utils.read_json(meta_path)
     where = os.path.relpath(dest, ROOT)  # a row names its generator's folder as typed, relative or absolute
-    with open(metrics_file) as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    rows = [r for r in rows if r.get("step") == meta.get("step") and
-            any(name in r.get("generator", "") for name in (where, dest))]
+    # "generator weights <folder> (step N)", or "the shipped generator <folder> (step N; ...)" when found by default
+    mine = [f"{name} (step {meta.get('step')}" for name in (where, dest)]
+    rows = [r for r in runner.read_rows(metrics_file) if r.get("step") == meta.get("step") and
+            any(m in r.get("generator", "") for m in mine)]
     if not rows:
         raise SystemExit(f"error: {metrics_file} has no row measured on {where} at its step {meta.get('step')}")
     chosen = {}
@@ -108,10 +110,7 @@ def add_metrics(metrics_file, dest):
     metrics = meta.setdefault("metrics", {})
     for name, r in chosen.items():
         metrics[name] = {k: r[k] for k in ("value", "results", "seed", "reference_images", "floor") if k in r}
-    tmp = meta_path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(meta, f, indent=2, sort_keys=True)
-    os.replace(tmp, meta_path)
+    utils.write_json(meta_path, meta)
     print(f"added {', '.join(sorted(chosen))} to {meta_path}")
 
 

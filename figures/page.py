@@ -121,9 +121,11 @@ def average_face(ctx):
     if ctx.cfg.y_dim:
         average_classes(ctx)
         return
-    if ctx.f["average_face"] == "features" and FIRST_FEATURES in [layer.name for layer in ctx.src.generator.layers]:
-        average_of_features(ctx)
-        return
+    if ctx.f["average_face"] == "features":
+        if FIRST_FEATURES in [layer.name for layer in ctx.src.generator.layers]:
+            average_of_features(ctx)
+            return
+        logging.info("average face: this generator has no %s layer; drawing G(z = centre)", FIRST_FEATURES)
     z = np.full((1, ctx.cfg.z_dim), ctx.center, np.float32)
     ctx.out.png("average_face.png", pixels(ctx.generate(z))[0],
                 f"the average face: G(z) with every z[i] = {ctx.center:g} ({ctx.f['z_center']} of {ctx.cfg.z_dist})",

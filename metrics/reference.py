@@ -106,7 +106,7 @@ def load_reference(settings, cfg, cache_dir, ref_dir=None, ref_num=0, run_dir=No
     with the training's settings at the generator's size (a seeded subset of ref_num when given, drawn after
     leaving out the files in exclude)."""
     if not ref_dir and settings["dataset"] == dataset.MNIST:
-        return _mnist_reference(settings, cfg, cache_dir, ref_num, run_dir)
+        return _mnist_reference(settings, cfg, cache_dir, ref_num, run_dir, heldout_names)
     if ref_dir:
         files = dataset.list_images(os.path.expanduser(ref_dir), "", settings["input_fname_pattern"])
         where = ref_dir
@@ -151,11 +151,11 @@ def load_reference(settings, cfg, cache_dir, ref_dir=None, ref_num=0, run_dir=No
                      cache_dir=cache_dir)
 
 
-def _mnist_reference(settings, cfg, cache_dir, ref_num, run_dir):
+def _mnist_reference(settings, cfg, cache_dir, ref_num, run_dir, heldout_names=None):
     """MNIST's digits as the trainer read them (dataset.prepare_mnist), less the run's held-out ones (mnist#i)."""
     folder = os.path.join(find_data_dir(os.path.expanduser(settings["data_dir"])), dataset.MNIST)
     data = dataset.prepare_mnist(folder)
-    held = {os.path.basename(p) for p in (read_holdout(run_dir) or ())}
+    held = {os.path.basename(p) for p in (read_holdout(run_dir) or ())} | set(heldout_names or ())
     is_held = np.array([name in held for name in data.files], bool)
     index = np.nonzero(~is_held)[0]
     if ref_num and ref_num < len(index):
