@@ -98,6 +98,9 @@ flags.DEFINE_enum("precision", "auto", list(model.PRECISIONS),
                   "Training precision: float32 or a Keras mixed policy (tanh, D's logit and the losses stay float32; "
                   "float16 with loss scaling); auto = bfloat16 on CPUs with bf16 units, float16 on CUDA GPUs with "
                   "tensor cores, else float32; a resumed run keeps its own unless given [auto]")
+flags.DEFINE_float("ema_kimg", 0.0, "Keep an exponential moving average of the generator with this half-life in "
+                   "thousands of images (stylegan2-ada's G_ema; shortened early in training): it draws the grids, "
+                   "snapshots, exports and metrics; 0 = none, as the original [0]")
 flags.DEFINE_integer("steps_per_loop", 20, "Training steps per compiled loop (one trip to Python per loop) [20]")
 flags.DEFINE_integer("log_freq", 10, "Write the losses to TensorBoard every this many steps (0: never) [10]")
 flags.DEFINE_integer("hist_freq", 500, "Write D's outputs and z as histograms every this many steps [500]")

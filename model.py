@@ -167,6 +167,7 @@ def _bce(logits, label):
 
 
 LOSS_NAMES = ("d_loss", "d_loss_real", "d_loss_fake", "g_loss")
+EMA_RAMPUP = 0.05  # the moving average's half-life is at most this fraction of the images seen (stylegan2-ada)
 
 
 class DCGAN:
@@ -174,15 +175,26 @@ class DCGAN:
     loop of training steps (each: 1 D update, then g_updates G updates), with z drawn on the device."""
 
     def __init__(self, cfg, learning_rate=0.0002, beta1=0.5, g_updates=2, precision="float32", seed=0,
-                 batches_per_epoch=None, strategy=None, sync_bn=False):
+                 batches_per_epoch=None, strategy=None, sync_bn=False, ema_kimg=0.0, batch_size=64):
         if g_updates < 1:
             raise ValueError(f"--g_updates must be at least 1, got {g_updates}")
         if precision not in PRECISIONS[1:]:
             raise ValueError(f"precision must be resolved to one of {', '.join(PRECISIONS[1:])}, got {precision!r}")
+        if ema_kimg < 0:
+            raise ValueError(f"--ema_kimg must be 0 (off) or a positive half-life in thousands of images, got {ema_kimg}")
         self.cfg, self.g_updates, self.precision = cfg, g_updates, precision
+        self.ema_kimg, self.batch_size = float(ema_kimg), int(batch_size)
         self.strategy = strategy or tf.distribute.get_strategy()
         with self.strategy.scope():  # every variable mirrored on each replica (one copy without a strategy)
             self._build(cfg, learning_rate, beta1, precision, sync_bn)
+            # The generator's exponential moving average (stylegan2-ada's G_ema): a second generator whose weights,
+            # batch-norm statistics included, trail the trained ones; it draws the samples, snapshots and metrics.
+            self.generator_ema = make_generator(cfg, precision, sync_bn) if self.ema_kimg else None
+            if self.generator_ema is not None:
+                for average, weight in zip(self.generator_ema.weights, self.generator.weights):
+                    average.assign(weight)
+        # What draws faces: the moving average when there is one, else the trained generator itself.
+        self.sampler = self.generator if self.generator_ema is None else self.generator_ema
         self.seed = int(seed)
         self.batches_per_epoch = batches_per_epoch
         spec_images = tf.TensorSpec([None, cfg.output_height, cfg.output_width, cfg.c_dim], tf.float32)
@@ -223,7 +235,24 @@ class DCGAN:
                        d_optimizer=self.d_adam, step=self.step, epoch=self.epoch, batch_in_epoch=self.batch_in_epoch)
         if self.g_optimizer is not self.g_adam:
             objects.update(g_loss_scale=self.g_optimizer, d_loss_scale=self.d_optimizer)
+        if self.generator_ema is not None:
+            objects.update(generator_ema=self.generator_ema)
         return objects
+
+    def ema_beta(self, step):
+        """The moving average's weight on its past after `step` steps: a half-life of ema_kimg thousand images,
+        shortened to EMA_RAMPUP of the images seen so far early on (stylegan2-ada's ema_rampup), so the average
+        does not drag the random initial weights along."""
+        seen = tf.cast(step, tf.float32) * float(self.batch_size)
+        half_life = tf.minimum(self.ema_kimg * 1000.0, seen * EMA_RAMPUP)
+        return tf.pow(0.5, float(self.batch_size) / tf.maximum(half_life, 1e-8))
+
+    def _update_ema(self):
+        """average <- weight + beta * (average - weight), in the cross-replica context, where every replica's copy
+        of a weight holds the same value after the all-reduced update."""
+        beta = self.ema_beta(self.step)
+        for average, weight in zip(self.generator_ema.weights, self.generator.weights):
+            average.assign(weight + beta * (average - weight))
 
     def draw_z(self, n, step):
         """z for one step, from a stateless RNG keyed by (seed, step): repeatable, and the same after a resume."""
@@ -317,11 +346,13 @@ class DCGAN:
             losses = losses.write(i, self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica[0], axis=None))
             d_real, d_fake, z = (self.strategy.experimental_local_results(t)[0] for t in per_replica[1:])
             self._advance()
+            if self.generator_ema is not None:
+                self._update_ema()
         return losses.stack(), d_real, d_fake, z, stop
 
     def _generate(self, z, y=None):
-        # The original's sampler: batch norm with the moving statistics (train=False).
-        return self._G(z, y, False)
+        # The original's sampler: batch norm with the moving statistics (train=False); the average when kept.
+        return self.sampler(z if y is None else [z, y], training=False)
 
 
 def generate_images(generator, z, batch_size=64, y=None):

@@ -147,7 +147,8 @@ def _set_aside(checkpoint_dir, paths):
 
 
 def load_from_checkpoint(checkpoint_dir, run_dir):
-    """Restore only the generator of a training checkpoint; the model config comes from run_dir/flags.json."""
+    """Restore only the generator of a training checkpoint (its moving average when the run keeps one); the model
+    config comes from run_dir/flags.json."""
     if tf.train.get_checkpoint_state(checkpoint_dir) is None:
         return None
     flags = read_run_flags(run_dir)
@@ -157,7 +158,9 @@ def load_from_checkpoint(checkpoint_dir, run_dir):
     cfg = model_config_from_flags(flags)
     generator = model.make_generator(cfg)
     step = tf.Variable(0, dtype=tf.int64)
-    path = restore_checkpoint(tf.train.Checkpoint(generator=generator, step=step), checkpoint_dir, partial=True)
+    # A run that keeps a moving average of its generator is sampled from the average, as its grids and snapshots are.
+    kept = {"generator_ema" if flags.get("ema_kimg") else "generator": generator}
+    path = restore_checkpoint(tf.train.Checkpoint(**kept, step=step), checkpoint_dir, partial=True)
     if path is None:
         return None
     return GeneratorSource(generator, cfg, int(step.numpy()), f"checkpoint {path} (step {int(step.numpy())})",

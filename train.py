@@ -79,6 +79,16 @@ def _check_resume(previous, cfg, paths):
             + "; pass the same flags to resume it, or --out_name <new name> to start a new run")
 
 
+def _check_ema(previous, flags, paths):
+    """A run keeps a moving average of its generator from its first step or never: its checkpoints hold one or do
+    not, so switching it on or off would leave a checkpoint that does not match (the half-life may change)."""
+    before = previous.get("ema_kimg") or 0.0
+    if bool(before) != bool(flags["ema_kimg"]):
+        hint = f"--ema_kimg {before:g}" if before else "--ema_kimg 0"
+        raise ValueError(f"{paths.run_dir} was trained {'with' if before else 'without'} a moving average of its "
+                         f"generator; resume it with {hint}, or --out_name <new name> to start a new run")
+
+
 def _choose_precision(flags, previous):
     """The resolved precision: --precision when given, else the run's own when resuming, else auto's choice.
     float16's loss scale lives in the checkpoint, so a run cannot move between float16 and the others."""
@@ -203,6 +213,7 @@ def _train(flags, paths, cluster, scratch):
     digest = _files_digest(files)
     if previous is not None:
         _check_resume(previous, cfg, paths)
+        _check_ema(previous, flags, paths)
         if previous.get("files_digest") != digest:
             logging.warning("the image list differs from the one this run last trained on; "
                             "batches from here on follow the new list")
@@ -217,7 +228,7 @@ def _train(flags, paths, cluster, scratch):
 
     keras.utils.set_random_seed(seed)  # the initial weights too, so a run is repeatable from its seed
     gan = model.DCGAN(cfg, flags["learning_rate"], flags["beta1"], flags["g_updates"], precision, seed,
-                      batches_per_epoch, cluster.strategy, flags["sync_bn"])
+                      batches_per_epoch, cluster.strategy, flags["sync_bn"], flags["ema_kimg"], batch_size)
     ckpt = tf.train.Checkpoint(**gan.checkpoint_objects())
     restored = runs.restore_checkpoint(ckpt, paths.checkpoint_dir, set_aside=chief)
     manager = tf.train.CheckpointManager(ckpt, paths.checkpoint_dir if chief else os.path.join(scratch, "checkpoint"),
@@ -248,7 +259,7 @@ def _train(flags, paths, cluster, scratch):
         if not chief:
             return None
         inputs = [tf.constant(sample_z)] + ([] if sample_y is None else [tf.one_hot(sample_y, cfg.y_dim)])
-        images = gan.generate(*inputs).numpy()
+        images = gan.generate(*inputs).numpy()  # the moving average, when the run keeps one
         path = os.path.join(paths.sample_dir, name)
         utils.save_images(images, grid_size, path)
         if flags["G_img_sum"]:
@@ -261,9 +272,10 @@ def _train(flags, paths, cluster, scratch):
         weights (for metrics and choosing an epoch), under samples/ and snapshots/."""
         if chief and flags["snapshot_freq"] and epoch % flags["snapshot_freq"] == 0:
             save_samples(f"epoch_{epoch:04d}.png", current_step)
-            model.save_generator_weights(gan.generator, cfg, os.path.join(paths.run_dir, "snapshots",
-                                                                          f"epoch_{epoch:04d}"),
-                                         step=current_step, epoch=epoch, images_seen=current_step * batch_size)
+            model.save_generator_weights(gan.sampler, cfg, os.path.join(paths.run_dir, "snapshots",
+                                                                        f"epoch_{epoch:04d}"),
+                                         step=current_step, epoch=epoch, images_seen=current_step * batch_size,
+                                         ema_kimg=flags["ema_kimg"])
 
     def batches_iterator(batches):
         """A distributed iterator over the index rows `batches`: each worker reads its own replicas' share."""
@@ -380,7 +392,7 @@ def _loop(flags, gan, num_images, seed, manager, writer, save_samples, end_of_ep
                 _save(manager, step, keep_checkpoints)
                 last_saved = step
                 if keep_checkpoints:  # the chief measures (--metrics_freq)
-                    metrics.training_hook(flags, gan.generator, gan.cfg, step, writer)
+                    metrics.training_hook(flags, gan.sampler, gan.cfg, step, writer)
             if epoch_done:
                 epoch = step // per_epoch
                 d_mean, g_mean = np.concatenate(epoch_losses)[:, [0, 3]].mean(axis=0)
@@ -403,7 +415,7 @@ def _loop(flags, gan, num_images, seed, manager, writer, save_samples, end_of_ep
     if not flags["sample_freq"] or current % flags["sample_freq"]:
         save_samples(f"train_{current:08d}.png", current)
     if keep_checkpoints:
-        metrics.training_hook(flags, gan.generator, gan.cfg, current, writer, final=True)  # end of training
+        metrics.training_hook(flags, gan.sampler, gan.cfg, current, writer, final=True)  # end of training
     done = int(gan.epoch.numpy()) >= num_epochs
     logging.info("%s at step %d (epoch %d, batch %d); checkpoint %s", "finished" if done else "stopped",
                  current, int(gan.epoch.numpy()), int(gan.batch_in_epoch.numpy()), manager.latest_checkpoint)
