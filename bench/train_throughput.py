@@ -3,6 +3,7 @@
     python bench/train_throughput.py                  # ../shared/data/faces, 64x64, batch 64, 3 rounds of 20 steps
     python bench/train_throughput.py --images 2000 --steps 5 --rounds 1       # a quick look
     python bench/train_throughput.py --precisions float32,mixed_bfloat16 --g_updates 2 --float16_steps 0
+    python bench/train_throughput.py --precisions mixed_bfloat16 --g_updates 2 --sources files --ema_kimgs 0,10
 
 Every configuration is built once in this one process, then timed in --rounds interleaved rounds (each round in
 a rotated order), so a machine that gets busier or quieter during the run affects all of them alike; the table
@@ -64,10 +65,11 @@ def memory_batches(pixels, batch_size):
 class Config:
     """One timed configuration: a freshly initialised DCGAN and its own batch iterator."""
 
-    def __init__(self, precision, g_updates, source, cfg, pixels, args, total_steps):
-        self.precision, self.g_updates, self.source = precision, g_updates, source
+    def __init__(self, precision, g_updates, source, cfg, pixels, args, total_steps, ema_kimg=0.0):
+        self.precision, self.g_updates, self.source, self.ema_kimg = precision, g_updates, source, ema_kimg
         keras.utils.set_random_seed(0)
-        self.gan = model.DCGAN(cfg, g_updates=g_updates, precision=precision, seed=0)
+        self.gan = model.DCGAN(cfg, g_updates=g_updates, precision=precision, seed=0, ema_kimg=ema_kimg,
+                               batch_size=args.batch_size)
         self.batches = (file_batches(pixels, args.batch_size, total_steps) if source == "files"
                         else memory_batches(pixels, args.batch_size))
         self.seconds = []  # per step, one entry a round
@@ -82,7 +84,8 @@ class Config:
         return seconds
 
     def name(self):
-        return f"{self.precision}, g_updates {self.g_updates}, {self.source}"
+        ema = f", ema_kimg {self.ema_kimg:g}" if self.ema_kimg else ""
+        return f"{self.precision}, g_updates {self.g_updates}, {self.source}{ema}"
 
 
 class Pipeline:
@@ -115,6 +118,7 @@ def main():
     p.add_argument("--precisions", default="float32,mixed_bfloat16", help="precisions timed in the rounds")
     p.add_argument("--g_updates", default="2,1")
     p.add_argument("--sources", default="files,memory")
+    p.add_argument("--ema_kimgs", default="0", help="--ema_kimg values timed (0: no moving average of G) [0]")
     p.add_argument("--steps", type=int, default=20, help="steps in one timed loop (the default --steps_per_loop)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per configuration first (tracing)")
     p.add_argument("--rounds", type=int, default=3)
@@ -137,6 +141,12 @@ def main():
             sys.exit(f"error: --precisions takes {', '.join(model.PRECISIONS[1:])}, got {prec!r}")
     g_list = [int(g) for g in args.g_updates.split(",")]
     sources = args.sources.split(",")
+    try:
+        ema_list = [float(e) for e in args.ema_kimgs.split(",")]
+    except ValueError:
+        sys.exit(f"error: --ema_kimgs takes numbers separated by commas, got {args.ema_kimgs!r}")
+    if any(e < 0 for e in ema_list):
+        sys.exit(f"error: --ema_kimgs must be 0 or more, got {args.ema_kimgs!r}")
     if set(sources) - {"files", "memory"}:
         sys.exit(f"error: --sources takes files and memory, got {args.sources!r}")
     default_precision = model.resolve_precision("auto")
@@ -155,23 +165,24 @@ def main():
     for prec in precisions:
         for g in g_list:
             for source in sources:
-                configs.append(Config(prec, g, source, cfg, pixels, args, total_steps))
+                for ema in ema_list:
+                    configs.append(Config(prec, g, source, cfg, pixels, args, total_steps, ema))
     common.run_rounds(configs, args.rounds, args.steps, args.warmup, args.batch_size)
 
     def img_s(c, how=statistics.median):
         return args.batch_size / how(c.seconds)
 
     pipeline, trained = configs[0], configs[1:]
-    default = next((c for c in trained if (c.precision, c.g_updates, c.source) == (default_precision, 2, "files")),
-                   trained[0])
+    default = next((c for c in trained if (c.precision, c.g_updates, c.source, c.ema_kimg)
+                    == (default_precision, 2, "files", 0.0)), trained[0])
     lines += [f"{args.size}x{args.size} model (gf/df 64, z 100), batch {args.batch_size}, {len(data.files)} images "
               f"from {args.data}; {args.rounds} interleaved rounds of one {args.steps}-step compiled loop each, "
               f"after {args.warmup} warm-up steps. Default = {default.name()} (what `main.py --train` runs here; "
               f"--precision auto resolves to {default_precision}).", "",
-              "| precision | G updates | data | img/s (median) | range over rounds | ms/step | vs default |",
-              "|---|---|---|---|---|---|---|"]
+              "| precision | G updates | data | ema_kimg | img/s (median) | range over rounds | ms/step | vs default |",
+              "|---|---|---|---|---|---|---|---|"]
     for c in trained:
-        lines.append(f"| {c.precision} | {c.g_updates} | {c.source} | {img_s(c):.1f} | "
+        lines.append(f"| {c.precision} | {c.g_updates} | {c.source} | {c.ema_kimg:g} | {img_s(c):.1f} | "
                      f"{img_s(c, max):.1f}-{img_s(c, min):.1f} | {1000 * statistics.median(c.seconds):.0f} | "
                      f"{img_s(c) / img_s(default):.2f}x |")
     pipe_ms, step_ms = 1000 * statistics.median(pipeline.seconds), 1000 * statistics.median(default.seconds)
@@ -180,10 +191,17 @@ def main():
               "threads, beside the step)"]
     for prec in precisions:
         for g in g_list:
-            pair = {c.source: c for c in trained if (c.precision, c.g_updates) == (prec, g)}
+            pair = {c.source: c for c in trained if (c.precision, c.g_updates, c.ema_kimg) == (prec, g, ema_list[0])}
             if {"files", "memory"} <= set(pair):
                 ratio = img_s(pair["files"]) / img_s(pair["memory"])
                 lines.append(f"- {prec}, g_updates {g}: files run at {ratio:.3f}x the in-memory speed")
+    for c in trained:
+        if c.ema_kimg:
+            plain = next((b for b in trained if (b.precision, b.g_updates, b.source, b.ema_kimg)
+                          == (c.precision, c.g_updates, c.source, 0.0)), None)
+            if plain is not None:
+                lines.append(f"- {plain.name()}: keeping the moving average (ema_kimg {c.ema_kimg:g}) runs at "
+                             f"{img_s(c) / img_s(plain):.3f}x the speed without it")
     if args.float16_steps:
         f16_cfg = model.ModelConfig(output_height=args.float16_size, output_width=args.float16_size)
         f16_pixels = np.stack([cv2.resize(im, (args.float16_size,) * 2, interpolation=cv2.INTER_AREA)
