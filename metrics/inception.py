@@ -101,16 +101,18 @@ def resize_299(images):
     return np.repeat(x, 3, axis=1) if x.shape[1] == 1 else x
 
 
-# Small batches in channels_last run fastest on CPU (2-core Intel Xeon with AMX, torch 2.13, fp32: 16.5 images/s
-# at batch 8 channels_last against 9.9 at batch 50 channels_first; the features agree to 1.6e-6 relative): the
-# activations of a small batch stay in cache and oneDNN's convolutions want NHWC. bench/metrics_speed.py times it.
-BATCH_SIZE = 8
+# Small batches in channels_last run fastest on CPU (2-core Intel Xeon with AMX, torch 2.13, fp32: 16.3-16.8
+# images/s at batch 8 channels_last against 9.9 at batch 50 channels first; the features agree to 1.6e-6 relative):
+# a small batch's activations stay in cache and oneDNN's convolutions want NHWC. bench/metrics_speed.py times it.
+# A GPU wants large batches instead; 50 there is the old default, not a measured figure.
+BATCH_SIZE = {"cpu": 8, "cuda": 50}
 
 
-def features(images, batch_size=BATCH_SIZE, what="images", channels_last=True):
+def features(images, batch_size=None, what="images", channels_last=True):
     """Inception pool3 features, float32 (N, 2048), of uint8 images (N, H, W, 1 or 3) at any size."""
     torch = require_torch()
     model, device = load_model()
+    batch_size = batch_size or BATCH_SIZE[device]
     n = len(images)
     out = np.zeros((n, FEATURE_DIM), np.float32)
     start = last_log = time.perf_counter()

@@ -148,6 +148,8 @@ def test_inception_weights_are_checked_and_give_pool3_features(monkeypatch):
     feats = inception.features(images, batch_size=2)
     assert feats.shape == (3, inception.FEATURE_DIM) and np.isfinite(feats).all() and (feats >= 0).all()
     assert np.allclose(inception.features(images[1:2]), feats[1:2], atol=1e-4)  # batching does not matter
+    # nor the memory layout (channels_last is the CPU default for speed only)
+    assert np.allclose(inception.features(images, batch_size=2, channels_last=False), feats, rtol=1e-5, atol=1e-5)
     inception.load_model.cache_clear()
     monkeypatch.setattr(inception, "WEIGHTS_SHA1", "0" * 40)
     try:
