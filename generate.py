@@ -74,13 +74,16 @@ def export(src, export_dir, dtype="float32"):
     os.makedirs(export_dir, exist_ok=True)
     keras_path = os.path.join(export_dir, "generator.keras")
     tmp = os.path.join(export_dir, ".generator.tmp.keras")
-    src.generator.save(tmp)
+    # Keras's own batch-norm layer in the saved files (the weights copied over), so they load without this code.
+    portable = model.make_generator(src.cfg, fused_bn=False)
+    portable.set_weights(src.generator.get_weights())
+    portable.save(tmp)
     os.replace(tmp, keras_path)
     saved_model_dir = os.path.join(export_dir, "saved_model")
     tmp_dir = saved_model_dir + ".tmp"
     if os.path.isdir(tmp_dir):
         tf.io.gfile.rmtree(tmp_dir)
-    src.generator.export(tmp_dir, format="tf_saved_model", verbose=False)
+    portable.export(tmp_dir, format="tf_saved_model", verbose=False)
     if os.path.isdir(saved_model_dir):
         tf.io.gfile.rmtree(saved_model_dir)
     os.replace(tmp_dir, saved_model_dir)

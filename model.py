@@ -96,20 +96,21 @@ def generator_sizes(height, width):
     return sizes
 
 
-def make_generator(cfg, dtype=None, sync_bn=False):
+def make_generator(cfg, dtype=None, sync_bn=False, fused_bn=True):
     """G: linear z -> s/16 x s/16 x 8gf, BN, ReLU; four 5x5 stride-2 transposed convs; tanh (always float32).
-    With cfg.y_dim, the original's conditional G(z, y) instead (conditional.py)."""
+    With cfg.y_dim, the original's conditional G(z, y) instead (conditional.py). fused_bn=False: Keras's own
+    batch-norm layer (the same weights), for a model file that loads without this code."""
     if cfg.y_dim:
-        return conditional.make_conditional_generator(cfg, dtype, sync_bn)
+        return conditional.make_conditional_generator(cfg, dtype, sync_bn, fused_bn)
     sizes = generator_sizes(cfg.output_height, cfg.output_width)
     (h16, w16) = sizes[0]
     z = keras.Input(shape=(cfg.z_dim,), name="z")
     x = linear(cfg.gf_dim * 8 * h16 * w16, "g_h0_lin", dtype)(z)
     x = layers.Reshape((h16, w16, cfg.gf_dim * 8), name="g_h0_reshape", dtype=dtype)(x)
-    x = layers.ReLU(name="g_h0_relu", dtype=dtype)(batch_norm("g_bn0", dtype, sync_bn)(x))
+    x = layers.ReLU(name="g_h0_relu", dtype=dtype)(batch_norm("g_bn0", dtype, sync_bn, fused_bn)(x))
     for i, filters in enumerate((cfg.gf_dim * 4, cfg.gf_dim * 2, cfg.gf_dim), start=1):
         x = deconv2d(filters, sizes[i - 1], sizes[i], f"g_h{i}", dtype)(x)
-        x = layers.ReLU(name=f"g_h{i}_relu", dtype=dtype)(batch_norm(f"g_bn{i}", dtype, sync_bn)(x))
+        x = layers.ReLU(name=f"g_h{i}_relu", dtype=dtype)(batch_norm(f"g_bn{i}", dtype, sync_bn, fused_bn)(x))
     x = deconv2d(cfg.c_dim, sizes[3], sizes[4], "g_h4", dtype)(x)
     images = layers.Activation("tanh", name="g_tanh", dtype="float32")(x)
     return keras.Model(z, images, name="generator")

@@ -157,13 +157,22 @@ class TorchVariant:
 
 
 class TFVariant:
-    def __init__(self, precision, cfg, batch, label):
+    def __init__(self, precision, cfg, batch, label, fused_bn=True):
         import keras
         import tensorflow as tf
         import model
+        import ops
         self.tf, self.label, self.precision = tf, label, precision
         keras.utils.set_random_seed(0)
-        self.gan = model.DCGAN(cfg, g_updates=2, precision=precision, seed=0)
+        if fused_bn:
+            self.gan = model.DCGAN(cfg, g_updates=2, precision=precision, seed=0)
+        else:  # Keras's own batch-norm layer (the project before ops.FusedBatchNormalization), built for this one
+            model.batch_norm = lambda name, dtype=None, synchronized=False, fused=True: ops.batch_norm(
+                name, dtype, synchronized, fused=False)
+            try:
+                self.gan = model.DCGAN(cfg, g_updates=2, precision=precision, seed=0)
+            finally:
+                model.batch_norm = ops.batch_norm
         self.batches = iter(tf.data.Dataset.from_tensors(tf.constant(batch)).repeat())
         self.seconds = []
 
@@ -198,6 +207,8 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--modes", default="float32,channels_last,bf16,bf16_channels_last")
     p.add_argument("--threads", default="1,2", help="torch thread counts [1,2]")
+    p.add_argument("--keras_bn", action="store_true",
+                   help="also time the default step with Keras's own batch-norm layer instead of the fused one")
     args = p.parse_args()
     if args.size % 16:
         sys.exit(f"error: --size must be a multiple of 16 for the port, got {args.size}")
@@ -223,6 +234,8 @@ def main():
     batch = np.random.default_rng(0).integers(0, 256, (args.batch_size, args.size, args.size, 3), dtype=np.uint8)
     default_precision = model.resolve_precision("auto")
     variants = [TFVariant(default_precision, cfg, batch, "default")]
+    if args.keras_bn:
+        variants.append(TFVariant(default_precision, cfg, batch, "default with Keras's BatchNormalization", False))
     if default_precision != "float32":
         variants.append(TFVariant("float32", cfg, batch, "float32"))
     variants += [TorchVariant(m, t, args.size, batch) for m in modes for t in map(int, args.threads.split(","))]

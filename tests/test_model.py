@@ -144,3 +144,38 @@ def test_generator_weights_roundtrip(tmp_path):
     json.dump(info, open(meta4, "w"))
     with pytest.raises(ValueError, match="shape"):
         model.load_generator_weights(str(tmp_path / "g4"))
+
+
+@pytest.mark.parametrize("dtype,atol", [("float32", 2e-5), ("mixed_bfloat16", 0.05)])
+def test_fused_batch_norm_computes_what_keras_does(dtype, atol):
+    """ops.FusedBatchNormalization (TF's fused kernel) against Keras's BatchNormalization with the same settings:
+    training outputs, their gradients, the moving statistics after two updates, and inference outputs."""
+    from keras import layers
+
+    import ops
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(3.0, 2.0, (6, 5, 4, 7)).astype(np.float32))
+    keras_bn = layers.BatchNormalization(momentum=ops.BN_MOMENTUM, epsilon=ops.BN_EPSILON, dtype=dtype)
+    fused_bn = ops.batch_norm("bn", dtype)
+    assert isinstance(fused_bn, ops.FusedBatchNormalization)
+    for bn in (keras_bn, fused_bn):
+        bn.build(x.shape)
+        bn.gamma.assign(rng.uniform(0.5, 1.5, 7).astype(np.float32))
+        bn.beta.assign(rng.uniform(-1, 1, 7).astype(np.float32))
+    fused_bn.set_weights(keras_bn.get_weights())
+    weight = tf.constant(rng.normal(size=(6, 5, 4, 7)).astype(np.float32))
+    results = []
+    for bn in (keras_bn, fused_bn):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = bn(x, training=True)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) * weight)
+        grads = tape.gradient(loss, [x, bn.gamma, bn.beta])
+        bn(x * 0.5 + 1.0, training=True)
+        assert y.dtype == bn.compute_dtype
+        results.append([y, *grads, bn.moving_mean, bn.moving_variance, bn(x, training=False)])
+    for want, got in zip(*results):
+        want, got = (np.asarray(tf.cast(t, tf.float32)) for t in (want, got))
+        np.testing.assert_allclose(got, want, atol=atol * max(1.0, float(np.abs(want).max())))
+    # A synchronized (--sync_bn) batch norm is Keras's own, which reduces across replicas.
+    assert not isinstance(ops.batch_norm("bn", synchronized=True), ops.FusedBatchNormalization)
