@@ -55,9 +55,11 @@ def main():
     rows.append(("precision/recall from features", f"{n} vs {n}", timed(lambda: pr.precision_recall(a, b)),
                  f"k={pr.K}"))
 
-    t = timed(lambda: detect.faces_found(images))
-    rows.append(("dlib HOG detection (enlarged to 192 + border)", f"{args.images} images", t,
-                 f"{args.images / t:.1f} images/s; detect1k: {2000 / (args.images / t):.0f} s with the real side"))
+    for detector in detect.DETECTORS:
+        t = timed(lambda: detect.faces_found(images, detector))
+        rows.append((f"{detect.DESCRIPTION[detector]} (enlarged to {detect.DETECT_SIZE[detector]} + border)",
+                     f"{args.images} images", t, f"{args.images / t:.1f} images/s; detect1k: "
+                     f"{2000 / (args.images / t):.0f} s with the real side (`--metrics_detector {detector}`)"))
 
     pool = rng.integers(0, 256, (args.pool, 64, 64, 3)).astype(np.uint8)
     queries = rng.integers(0, 256, (1000, 64, 64, 3)).astype(np.uint8)

@@ -49,7 +49,8 @@ def run(src, flags, typed):
         rows = run_snapshots(src, flags, names, ref, seed, path)
     else:
         meta = reference.weights_meta(src.weights_dir)
-        measured = runner.measure(src.generator, src.cfg, ref, names, seed, flags["batch_size"])
+        measured = runner.measure(src.generator, src.cfg, ref, names, seed, flags["batch_size"],
+                                  flags.get("metrics_detector", "cnn"))
         rows = runner.rows_for(measured, ref, seed, src.step, generator=src.description, source="offline",
                                **{k: meta[k] for k in ("epoch", "images_seen") if k in meta})
         runner.append_rows(path, rows)
@@ -73,11 +74,15 @@ def run_snapshots(src, flags, names, ref, seed, path):
     if not folders:
         raise FileNotFoundError(f"no snapshots in {os.path.join(run_dir, 'snapshots')}: training keeps one per epoch "
                                 "with --snapshot_freq 1 (the default)")
-    done = {(r["metric"], r.get("snapshot"), r["seed"], r["reference"]) for r in runner.read_rows(path)}
+    # A detect line counts as done only for the same detector (lines from before the choice existed: HOG's).
+    detector = flags.get("metrics_detector", "cnn")
+    done = {(r["metric"], r.get("snapshot"), r["seed"], r["reference"],
+             r["results"].get("detector", "hog") if r["metric"].startswith("detect") else None)
+            for r in runner.read_rows(path)}
     rows = []
     for folder in folders:
         name = os.path.basename(folder)
-        todo = [n for n in names if (n[0], name, seed, ref.digest) not in done]
+        todo = [n for n in names if (n[0], name, seed, ref.digest, detector if n[1] == "detect" else None) not in done]
         if not todo:
             logging.info("%s: already measured", name)
             continue
@@ -87,7 +92,7 @@ def run_snapshots(src, flags, names, ref, seed, path):
             raise ValueError(f"{folder} makes {cfg.output_height}x{cfg.output_width}x{cfg.c_dim} images, the run's "
                              f"reference is {src.cfg.output_height}x{src.cfg.output_width}x{src.cfg.c_dim}")
         logging.info("%s (step %s)", name, meta.get("step"))
-        measured = runner.measure(generator, cfg, ref, todo, seed, flags["batch_size"])
+        measured = runner.measure(generator, cfg, ref, todo, seed, flags["batch_size"], detector)
         new = runner.rows_for(measured, ref, seed, meta.get("step"), generator=f"snapshot {folder}",
                               source="snapshot", snapshot=name, epoch=meta.get("epoch"),
                               images_seen=meta.get("images_seen"))
@@ -120,7 +125,8 @@ def training_hook(flags, generator, cfg, step, writer, final=False):
         settings = reference.resolve_settings(flags, flags, {})
         ref = reference.load_reference(settings, cfg, os.path.join(run_dir, "metrics_cache"), flags.get("metrics_ref"),
                                        flags.get("metrics_ref_num") or 0, run_dir)
-        measured = runner.measure(generator, cfg, ref, names, seed, flags["batch_size"])
+        measured = runner.measure(generator, cfg, ref, names, seed, flags["batch_size"],
+                                  flags.get("metrics_detector", "cnn"))
     except (OSError, ValueError, ImportError) as e:
         logging.error("metrics at step %d failed (training goes on): %s", step, e)
         return None

@@ -54,6 +54,7 @@ class Job:
     batch_size: int = 64
     num_samples: int = 0  # the most any requested metric needs
     num_inception: int = 0  # the most any Inception metric needs (their features are computed once)
+    detector: str = "cnn"  # detect's face detector (--metrics_detector)
     _samples: np.ndarray = None
     _features: np.ndarray = None
     _real_features: np.ndarray = None
@@ -117,9 +118,11 @@ def measure_detect(job, n):
                       "original's MNIST model) and draws digits")
     ref = job.reference
     index = job.real_subset(n, "detect")
-    real_found = ref.cached(f"detect{len(index)}", lambda: detect.faces_found(ref.pixels[index]))
-    found = detect.faces_found(job.samples(n))
-    return {"rate": float(found.mean()), "real_rate": float(real_found.mean()), "real_count": len(index)}
+    real_found = ref.cached(f"detect_{job.detector}{len(index)}",
+                            lambda: detect.faces_found(ref.pixels[index], job.detector))
+    found = detect.faces_found(job.samples(n), job.detector)
+    return {"rate": float(found.mean()), "real_rate": float(real_found.mean()), "real_count": len(index),
+            "detector": job.detector}
 
 
 def measure_nn(job, n):
@@ -142,10 +145,12 @@ MEASURES = {"fid": (measure_fid, "fid"), "kid": (measure_kid, "kid"), "pr": (mea
             "detect": (measure_detect, "rate"), "nn": (measure_nn, "ratio")}
 
 
-def measure(generator, cfg, reference, names, seed, batch_size=64):
+def measure(generator, cfg, reference, names, seed, batch_size=64, detector="cnn"):
     """[(name, kind, count, value, results dict, seconds)] for every parsed metric name."""
+    if detector not in detect.DETECTORS:
+        raise ValueError(f"--metrics_detector must be one of {', '.join(detect.DETECTORS)}, got {detector!r}")
     job = Job(generator, cfg, reference, seed, batch_size, num_samples=max(c for _, _, c in names),
-              num_inception=max([c for _, k, c in names if k in INCEPTION_KINDS], default=0))
+              num_inception=max([c for _, k, c in names if k in INCEPTION_KINDS], default=0), detector=detector)
     return measure_job(job, names)
 
 
@@ -209,7 +214,8 @@ def describe(kind, r):
         return f"precision {r['precision']:.3f} recall {r['recall']:.3f} (k={r['k']}, {r['features']}, " \
                f"{r['real_count']} real)"
     if kind == "detect":
-        return f"faces found in {r['rate']:.1%} of samples, {r['real_rate']:.1%} of {r['real_count']} real crops"
+        return (f"faces found in {r['rate']:.1%} of samples, {r['real_rate']:.1%} of {r['real_count']} real crops "
+                f"({r.get('detector', 'hog')})")
     if kind == "nn":
         return (f"nearest training crop {r['sample_nn_mean']:.4f} (samples) / {r['heldout_nn_mean']:.4f} "
                 f"(held-out) over {r['searched']}; near-duplicates {r['dup_rate']:.1%} of samples, "

@@ -275,5 +275,10 @@ def test_face_detection_finds_a_real_face_and_not_noise():
     face = cv2.resize(data.astronaut()[20:220, 140:320], (64, 64), interpolation=cv2.INTER_AREA)
     noise = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3)).astype(np.uint8)
     assert detect.framed(face).shape == (192 + 64, 192 + 64, 3)
-    assert detect.faces_found(np.stack([face, noise[0], noise[1]])).tolist() == [True, False, False]
-    assert detect.faces_found(cv2.cvtColor(face, cv2.COLOR_RGB2GRAY)[None, ..., None]).tolist() == [True]
+    assert detect.framed(face, 128).shape == (128 + 64, 128 + 64, 3)
+    for detector in detect.DETECTORS:  # the CNN (the default) and HOG
+        assert detect.faces_found(np.stack([face, noise[0], noise[1]]), detector).tolist() == [True, False, False]
+        grey = cv2.cvtColor(face, cv2.COLOR_RGB2GRAY)[None, ..., None]
+        assert detect.faces_found(grey, detector).tolist() == [True]
+    with pytest.raises(ValueError, match="cnn or hog"):
+        detect.faces_found(face[None], "haar")

@@ -57,6 +57,7 @@ def test_training_measures_at_checkpoints_logs_and_plots(trained_with_metrics):
     assert 0 < nn_row["value"] == nn_row["results"]["ratio"] and len(nn_row["reference"]) == 16
     detect_row = measured[1]
     assert 0 <= detect_row["value"] <= 1 and detect_row["results"]["real_count"] == 4
+    assert detect_row["results"]["detector"] == "cnn"  # the default --metrics_detector
     assert {"metrics/nn8", "metrics/detect4"} <= scalar_tags(os.path.join(run, "logs"))
     assert os.path.getsize(os.path.join(run, "metrics.png")) > 1000
 
@@ -89,6 +90,12 @@ def test_metrics_on_a_run_cache_the_reference_and_measure_its_snapshots(trained_
     count = len(rows(run))
     run_main(metrics="nn6", metrics_snapshots=None, **common)
     assert len(rows(run)) == count
+    # detect is done per detector: HOG's lines do not stand for the CNN's, and a repeat is skipped.
+    run_main(metrics="detect2", metrics_snapshots=None, metrics_detector="hog", **common)
+    run_main(metrics="detect2", metrics_snapshots=None, **common)
+    run_main(metrics="detect2", metrics_snapshots=None, **common)
+    assert [r["results"]["detector"] for r in rows(run)[count:]] == ["hog", "hog", "cnn", "cnn"]
+    count = len(rows(run))
     # One snapshot folder given as --checkpoint_dir: its line goes to its run's metrics.jsonl, with its epoch.
     run_main(metrics="nn6", checkpoint_dir=os.path.join(run, "snapshots", "epoch_0001"), **common)
     last = rows(run)[-1]
