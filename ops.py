@@ -43,9 +43,9 @@ def linear(units, name, dtype=None):
 
 class FusedBatchNormalization(layers.BatchNormalization):
     """Keras's BatchNormalization (same variables, momentum and epsilon) computed by TensorFlow's fused kernel on
-    4-D NHWC inputs: oneDNN on a CPU, cuDNN on a GPU. Keras 3 computes batch norm from separate moments ops in
-    float32, casting bfloat16 activations up and down around it; the fused kernel takes them as they are (its
-    statistics are still float32). On a 2-core CPU this made the whole bf16 training step 1.25x faster
+    4-D NHWC inputs (oneDNN on a CPU; cuDNN on a GPU, not measured here). Keras 3 computes batch norm from separate
+    moments ops in float32, casting bfloat16 activations up and down around it; the fused kernel takes them as they
+    are (its statistics are still float32). On a 2-core CPU this made the whole bf16 training step 1.20x faster
     (BENCHMARKS.md). Other ranks, masks and renorm fall back to Keras's own computation."""
 
     def call(self, inputs, training=None, mask=None):

@@ -160,8 +160,8 @@ def test_fused_batch_norm_computes_what_keras_does(dtype, atol):
     assert isinstance(fused_bn, ops.FusedBatchNormalization)
     for bn in (keras_bn, fused_bn):
         bn.build(x.shape)
-        bn.gamma.assign(rng.uniform(0.5, 1.5, 7).astype(np.float32))
-        bn.beta.assign(rng.uniform(-1, 1, 7).astype(np.float32))
+    keras_bn.gamma.assign(rng.uniform(0.5, 1.5, 7).astype(np.float32))
+    keras_bn.beta.assign(rng.uniform(-1, 1, 7).astype(np.float32))
     fused_bn.set_weights(keras_bn.get_weights())
     weight = tf.constant(rng.normal(size=(6, 5, 4, 7)).astype(np.float32))
     results = []
