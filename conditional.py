@@ -31,7 +31,7 @@ def conditional_sizes(height, width):
     return [(conv_out_size_same(s2[0], 2), conv_out_size_same(s2[1], 2)), s2, (height, width)]
 
 
-def make_conditional_generator(cfg, dtype=None, sync_bn=False, fused_bn=True):
+def make_conditional_generator(cfg, dtype=None, sync_bn=False, portable=False):
     """G(z, y): [z, y] -> linear gfc_dim, BN, ReLU; [., y] -> linear 2gf * s/4 * s/4, BN, ReLU, reshape; y appended
     to the maps; 5x5 stride-2 transposed conv to s/2 x 2gf, BN, ReLU; y appended; transposed conv to s x c_dim;
     sigmoid (the original's [0, 1] pixels), returned as 2 * sigmoid - 1 in [-1, 1] like the faces generator's tanh,
@@ -42,16 +42,16 @@ def make_conditional_generator(cfg, dtype=None, sync_bn=False, fused_bn=True):
     y_map = layers.Reshape((1, 1, cfg.y_dim), name="g_yb", dtype=dtype)(y)
     x = layers.Concatenate(name="g_zy", dtype=dtype)([z, y])
     x = linear(cfg.gfc_dim, "g_h0_lin", dtype)(x)
-    x = layers.ReLU(name="g_h0_relu", dtype=dtype)(batch_norm("g_bn0", dtype, sync_bn, fused_bn)(x))
+    x = layers.ReLU(name="g_h0_relu", dtype=dtype)(batch_norm("g_bn0", dtype, sync_bn, portable)(x))
     x = layers.Concatenate(name="g_h0_y", dtype=dtype)([x, y])
     x = linear(cfg.gf_dim * 2 * h4 * w4, "g_h1_lin", dtype)(x)
-    x = layers.ReLU(name="g_h1_relu", dtype=dtype)(batch_norm("g_bn1", dtype, sync_bn, fused_bn)(x))  # before reshape
+    x = layers.ReLU(name="g_h1_relu", dtype=dtype)(batch_norm("g_bn1", dtype, sync_bn, portable)(x))  # before reshape
     x = layers.Reshape((h4, w4, cfg.gf_dim * 2), name="g_h1_reshape", dtype=dtype)(x)
     x = conv_cond_concat(x, y_map, "g_h1_y", dtype)
-    x = deconv2d(cfg.gf_dim * 2, (h4, w4), (h2, w2), "g_h2", dtype)(x)
-    x = layers.ReLU(name="g_h2_relu", dtype=dtype)(batch_norm("g_bn2", dtype, sync_bn, fused_bn)(x))
+    x = deconv2d(cfg.gf_dim * 2, (h4, w4), (h2, w2), "g_h2", dtype, portable)(x)
+    x = layers.ReLU(name="g_h2_relu", dtype=dtype)(batch_norm("g_bn2", dtype, sync_bn, portable)(x))
     x = conv_cond_concat(x, y_map, "g_h2_y", dtype)
-    x = deconv2d(cfg.c_dim, (h2, w2), (h, w), "g_h3", dtype)(x)
+    x = deconv2d(cfg.c_dim, (h2, w2), (h, w), "g_h3", dtype, portable)(x)
     x = layers.Activation("sigmoid", name="g_sigmoid", dtype="float32")(x)
     images = layers.Rescaling(2.0, offset=-1.0, name="g_to_signed", dtype="float32")(x)
     return keras.Model([z, y], images, name="generator")

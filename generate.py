@@ -75,7 +75,7 @@ def export(src, export_dir, dtype="float32"):
     keras_path = os.path.join(export_dir, "generator.keras")
     tmp = os.path.join(export_dir, ".generator.tmp.keras")
     # Keras's own batch-norm layer in the saved files (the weights copied over), so they load without this code.
-    portable = model.make_generator(src.cfg, fused_bn=False)
+    portable = model.make_generator(src.cfg, portable=True)
     portable.set_weights(src.generator.get_weights())
     portable.save(tmp)
     os.replace(tmp, keras_path)

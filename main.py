@@ -43,6 +43,7 @@ from absl import app, flags, logging  # noqa: E402
 
 import generate  # noqa: E402
 import metrics  # noqa: E402
+import mixed_precision  # noqa: E402
 import model  # noqa: E402
 import runs  # noqa: E402
 import train  # noqa: E402
@@ -94,7 +95,7 @@ flags.DEFINE_integer("gfc_dim", 1024, "Units of the conditional generator's full
 flags.DEFINE_integer("dfc_dim", 1024, "Units of the conditional discriminator's fully connected layer [1024]")
 flags.DEFINE_integer("max_steps", 0, "Stop after this many training steps in this invocation, across epochs "
                      "(0: no limit) [0]")
-flags.DEFINE_enum("precision", "auto", list(model.PRECISIONS),
+flags.DEFINE_enum("precision", "auto", list(mixed_precision.PRECISIONS),
                   "Training precision: float32 or a Keras mixed policy (tanh, D's logit and the losses stay float32; "
                   "float16 with loss scaling); auto = bfloat16 on CPUs with bf16 units, float16 on CUDA GPUs with "
                   "tensor cores, else float32; a resumed run keeps its own unless given [auto]")

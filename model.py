@@ -1,4 +1,5 @@
 """The DCGAN: generator, discriminator, the training step, z sampling and generator weight files."""
+import contextlib
 import dataclasses
 import json
 import os
@@ -9,6 +10,8 @@ import tensorflow as tf
 from keras import layers
 
 import conditional
+import ops
+import mixed_precision
 import utils
 from ops import batch_norm, conv2d, conv_out_size_same, deconv2d, linear, lrelu
 
@@ -96,69 +99,42 @@ def generator_sizes(height, width):
     return sizes
 
 
-def make_generator(cfg, dtype=None, sync_bn=False, fused_bn=True):
+def make_generator(cfg, dtype=None, sync_bn=False, portable=False):
     """G: linear z -> s/16 x s/16 x 8gf, BN, ReLU; four 5x5 stride-2 transposed convs; tanh (always float32).
-    With cfg.y_dim, the original's conditional G(z, y) instead (conditional.py). fused_bn=False: Keras's own
-    batch-norm layer (the same weights), for a model file that loads without this code."""
+    With cfg.y_dim, the original's conditional G(z, y) instead (conditional.py). portable: Keras's own
+    layers (the same weights), for a model file that loads without this code."""
     if cfg.y_dim:
-        return conditional.make_conditional_generator(cfg, dtype, sync_bn, fused_bn)
+        return conditional.make_conditional_generator(cfg, dtype, sync_bn, portable)
     sizes = generator_sizes(cfg.output_height, cfg.output_width)
     (h16, w16) = sizes[0]
     z = keras.Input(shape=(cfg.z_dim,), name="z")
     x = linear(cfg.gf_dim * 8 * h16 * w16, "g_h0_lin", dtype)(z)
     x = layers.Reshape((h16, w16, cfg.gf_dim * 8), name="g_h0_reshape", dtype=dtype)(x)
-    x = layers.ReLU(name="g_h0_relu", dtype=dtype)(batch_norm("g_bn0", dtype, sync_bn, fused_bn)(x))
+    x = layers.ReLU(name="g_h0_relu", dtype=dtype)(batch_norm("g_bn0", dtype, sync_bn, portable)(x))
     for i, filters in enumerate((cfg.gf_dim * 4, cfg.gf_dim * 2, cfg.gf_dim), start=1):
-        x = deconv2d(filters, sizes[i - 1], sizes[i], f"g_h{i}", dtype)(x)
-        x = layers.ReLU(name=f"g_h{i}_relu", dtype=dtype)(batch_norm(f"g_bn{i}", dtype, sync_bn, fused_bn)(x))
-    x = deconv2d(cfg.c_dim, sizes[3], sizes[4], "g_h4", dtype)(x)
+        x = deconv2d(filters, sizes[i - 1], sizes[i], f"g_h{i}", dtype, portable)(x)
+        x = layers.ReLU(name=f"g_h{i}_relu", dtype=dtype)(batch_norm(f"g_bn{i}", dtype, sync_bn, portable)(x))
+    x = deconv2d(cfg.c_dim, sizes[3], sizes[4], "g_h4", dtype, portable)(x)
     images = layers.Activation("tanh", name="g_tanh", dtype="float32")(x)
     return keras.Model(z, images, name="generator")
 
 
-def make_discriminator(cfg, dtype=None, sync_bn=False):
+def make_discriminator(cfg, dtype=None, sync_bn=False, portable=False):
     """D: four 5x5 stride-2 convs (BN on all but the first), LeakyReLU 0.2, linear -> one float32 logit.
-    With cfg.y_dim, the original's conditional D(x, y) instead (conditional.py)."""
+    With cfg.y_dim, the original's conditional D(x, y) instead (conditional.py). portable: Keras's own layers."""
     if cfg.y_dim:
         return conditional.make_conditional_discriminator(cfg, dtype, sync_bn)
     images = keras.Input(shape=(cfg.output_height, cfg.output_width, cfg.c_dim), name="images")
-    x = lrelu("d_h0_lrelu", dtype)(conv2d(cfg.df_dim, "d_h0_conv", dtype)(images))
+    x = lrelu("d_h0_lrelu", dtype)(conv2d(cfg.df_dim, "d_h0_conv", dtype, matmul_filter_grad=not portable)(images))
     for i, filters in enumerate((cfg.df_dim * 2, cfg.df_dim * 4, cfg.df_dim * 8), start=1):
-        x = lrelu(f"d_h{i}_lrelu", dtype)(batch_norm(f"d_bn{i}", dtype, sync_bn)(conv2d(filters, f"d_h{i}_conv", dtype)(x)))
+        # Not d_h1: a custom gradient right after d_h0's conv + bias + LeakyReLU makes Grappler's remapper fail
+        # (logged; the graph then runs unfused; the conditional D's concat there does the same). It only matters
+        # at 16 px, where d_h1 is small enough for the matmul.
+        conv = conv2d(filters, f"d_h{i}_conv", dtype, matmul_filter_grad=i > 1 and not portable)
+        x = lrelu(f"d_h{i}_lrelu", dtype)(batch_norm(f"d_bn{i}", dtype, sync_bn, portable)(conv(x)))
     x = layers.Flatten(name="d_flatten", dtype=dtype)(x)
     logits = linear(1, "d_h4_lin", "float32")(x)  # the logit and so the losses in float32 under mixed precision
     return keras.Model(images, logits, name="discriminator")
-
-
-# ---------------------------------------------------------------- precision
-
-PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
-
-
-def cpu_flags():
-    """The CPU feature flags Linux reports (empty elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def resolve_precision(precision):
-    """The Keras dtype policy for --precision; auto: float16 on CUDA GPUs with tensor cores (compute capability
-    7.0+), bfloat16 on CPUs with bf16 units (AVX512-BF16 or AMX-BF16), else float32."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision != "auto":
-        return precision
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability") or (0, 0)
-        return "mixed_float16" if tuple(capability) >= (7, 0) else "float32"
-    return "mixed_bfloat16" if cpu_flags() & {"avx512_bf16", "amx_bf16"} else "float32"
 
 
 def _bce(logits, label):
@@ -179,8 +155,9 @@ class DCGAN:
                  batches_per_epoch=None, strategy=None, sync_bn=False, ema_kimg=0.0, batch_size=64):
         if g_updates < 1:
             raise ValueError(f"--g_updates must be at least 1, got {g_updates}")
-        if precision not in PRECISIONS[1:]:
-            raise ValueError(f"precision must be resolved to one of {', '.join(PRECISIONS[1:])}, got {precision!r}")
+        resolved = mixed_precision.PRECISIONS[1:]
+        if precision not in resolved:
+            raise ValueError(f"precision must be resolved to one of {', '.join(resolved)}, got {precision!r}")
         if ema_kimg < 0:
             raise ValueError(f"--ema_kimg must be 0 (off) or a positive half-life in thousands of images, got {ema_kimg}")
         self.cfg, self.g_updates, self.precision = cfg, g_updates, precision
@@ -196,6 +173,8 @@ class DCGAN:
                     average.assign(weight)
         # What draws faces: the moving average when there is one, else the trained generator itself.
         self.sampler = self.generator if self.generator_ema is None else self.generator_ema
+        # Whether the first G update reuses the D update's G(z) (see _train_step); read when the step traces.
+        self.reuse_fake = ops.fused_batch_norms(self.generator) is not None
         self.seed = int(seed)
         self.batches_per_epoch = batches_per_epoch
         spec_images = tf.TensorSpec([None, cfg.output_height, cfg.output_width, cfg.c_dim], tf.float32)
@@ -281,20 +260,33 @@ class DCGAN:
     def _train_step(self, images, z, replicas=1, y=None):
         """One D update and g_updates G updates on this replica's share of the batch (y: its one-hot labels, for
         the conditional model). The gradients of the replicas are summed (all-reduced) by apply_gradients, so
-        each differentiates its mean loss / replicas: together, the mean over the global batch."""
+        each differentiates its mean loss / replicas: together, the mean over the global batch.
+
+        The first G update reuses the D update's G(z): the same weights and z give the same images and batch
+        statistics, so recomputing them (as the original did) only costs time. Its batch norms fold those statistics
+        into the moving ones twice, as the original's two forward passes did; this needs every batch norm fused
+        (not --sync_bn), else G(z) is recomputed."""
         G, D = self.generator, self.discriminator
-        with tf.GradientTape() as tape:
-            fake = self._G(z, y, True)
-            real_logits = self._D(images, y, True)
-            fake_logits = self._D(fake, y, True)
-            d_loss_real = _bce(real_logits, 1.0)
-            d_loss_fake = _bce(fake_logits, 0.0)
-            d_loss = d_loss_real + d_loss_fake
-            d_scaled = self._scaled(self.d_optimizer, d_loss / replicas)
-        self._update(self.d_optimizer, tape, d_scaled, D.trainable_variables)
+        reuse = self.reuse_fake
+        with tf.GradientTape() as g_tape:  # records G(z) for the first G update, when it is reused
+            with ops.repeat_moving_updates(G, 2) if reuse else contextlib.nullcontext():
+                fake = self._G(z, y, True)
+            with g_tape.stop_recording(), tf.GradientTape() as tape:
+                real_logits = self._D(images, y, True)
+                fake_logits = self._D(fake, y, True)
+                d_loss_real = _bce(real_logits, 1.0)
+                d_loss_fake = _bce(fake_logits, 0.0)
+                d_loss = d_loss_real + d_loss_fake
+                d_scaled = self._scaled(self.d_optimizer, d_loss / replicas)
+            with g_tape.stop_recording():
+                self._update(self.d_optimizer, tape, d_scaled, D.trainable_variables)
+            if reuse:  # D after its update, on the images G drew for it
+                g_loss = _bce(self._D(fake, y, True), 1.0)
+                g_scaled = self._scaled(self.g_optimizer, g_loss / replicas)
+        if reuse:
+            self._update(self.g_optimizer, g_tape, g_scaled, G.trainable_variables)
         # The original ran the G update twice per D update "to make sure that d_loss does not go to zero".
-        g_loss = tf.constant(0.0)
-        for _ in range(self.g_updates):
+        for _ in range(self.g_updates - 1 if reuse else self.g_updates):
             with tf.GradientTape() as tape:
                 g_loss = _bce(self._D(self._G(z, y, True), y, True), 1.0)
                 g_scaled = self._scaled(self.g_optimizer, g_loss / replicas)

@@ -13,7 +13,7 @@ setup(
     version="0.2.0",
     description="Neural Face: detect, align and crop web photos, train a DCGAN on them, reproduce the figures.",
     python_requires=">=3.10",
-    py_modules=["main", "model", "conditional", "ops", "utils", "dataset", "distribute", "runs", "train", "generate"],
+    py_modules=["main", "model", "conditional", "ops", "mixed_precision", "utils", "dataset", "distribute", "runs", "train", "generate"],
     packages=["preprocess", "figures", "web", "metrics", "checkpoints"],
     # What sample mode, --visualize and --export_web need beside the code in a plain (non-editable) install:
     # the shipped generator with its per-epoch grids, and the page's own files (npm ci fills web/node_modules).

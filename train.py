@@ -18,6 +18,7 @@ from tqdm import tqdm
 import dataset
 import distribute
 import metrics
+import mixed_precision
 import model
 import runs
 import utils
@@ -95,7 +96,7 @@ def _choose_precision(flags, previous):
     asked = flags["precision"]
     if previous is not None and "precision" in previous and not flags.get("precision_given"):
         return previous["precision"]
-    chosen = model.resolve_precision(asked)
+    chosen = mixed_precision.resolve_precision(asked)
     if previous is not None and "precision" in previous and \
             (chosen == "mixed_float16") != (previous["precision"] == "mixed_float16"):
         raise ValueError(f"{previous['out_name']} was trained with --precision {previous['precision']}; float16's "

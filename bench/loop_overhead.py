@@ -39,6 +39,7 @@ from absl import logging  # noqa: E402
 
 import dataset  # noqa: E402
 import common  # noqa: E402  (bench/common.py)
+import mixed_precision  # noqa: E402
 import model  # noqa: E402
 import train  # noqa: E402
 import utils  # noqa: E402
@@ -184,7 +185,7 @@ def main():
     p.add_argument("--tiny_steps", type=int, default=100, help="timed steps per configuration, tiny size [100]")
     p.add_argument("--full_steps", type=int, default=20, help="timed steps per configuration, 64x64 [20]")
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--precision", default="auto", choices=model.PRECISIONS)
+    p.add_argument("--precision", default="auto", choices=mixed_precision.PRECISIONS)
     p.add_argument("--no_whole", action="store_true", help="skip the train.train() runs")
     p.add_argument("--pipelines", action="store_true", help="also time two other input pipelines at K=20: "
                    "tf.gather from the set held as a tensor, and the numpy gather on AUTOTUNE's parallel map threads "
@@ -192,7 +193,7 @@ def main():
     args = p.parse_args()
     cli.FLAGS(["main.py"])  # define the flag values once, so unparse/parse works
     logging.set_verbosity(logging.WARNING)
-    precision = model.resolve_precision(args.precision)
+    precision = mixed_precision.resolve_precision(args.precision)
     lines = common.header("Training loop overhead (bench/loop_overhead.py)")
     lines += [f"Batch {BATCH}, z 100, precision {precision}; {args.rounds} interleaved rounds; ms per step (median "
               "over rounds), overhead = ms per step above the bare step.", ""]

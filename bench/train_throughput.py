@@ -37,6 +37,7 @@ from absl import logging  # noqa: E402
 
 import dataset  # noqa: E402
 import common  # noqa: E402  (bench/common.py: this script's folder is first on sys.path)
+import mixed_precision  # noqa: E402
 import model  # noqa: E402
 
 
@@ -137,8 +138,8 @@ def main():
         sys.exit(f"error: {folder} has {len(files)} images, fewer than one batch of {args.batch_size}")
     precisions = args.precisions.split(",")
     for prec in precisions:
-        if prec not in model.PRECISIONS[1:]:
-            sys.exit(f"error: --precisions takes {', '.join(model.PRECISIONS[1:])}, got {prec!r}")
+        if prec not in mixed_precision.PRECISIONS[1:]:
+            sys.exit(f"error: --precisions takes {', '.join(mixed_precision.PRECISIONS[1:])}, got {prec!r}")
     g_list = [int(g) for g in args.g_updates.split(",")]
     sources = args.sources.split(",")
     try:
@@ -149,7 +150,7 @@ def main():
         sys.exit(f"error: --ema_kimgs must be 0 or more, got {args.ema_kimgs!r}")
     if set(sources) - {"files", "memory"}:
         sys.exit(f"error: --sources takes files and memory, got {args.sources!r}")
-    default_precision = model.resolve_precision("auto")
+    default_precision = mixed_precision.resolve_precision("auto")
     lines = common.header("Training throughput (bench/train_throughput.py)")
 
     load = dict(input_height=108, input_width=108, output_height=args.size, output_width=args.size, crop=False)

@@ -146,36 +146,36 @@ def test_generator_weights_roundtrip(tmp_path):
         model.load_generator_weights(str(tmp_path / "g4"))
 
 
-@pytest.mark.parametrize("dtype,atol", [("float32", 2e-5), ("mixed_bfloat16", 0.05)])
-def test_fused_batch_norm_computes_what_keras_does(dtype, atol):
-    """ops.FusedBatchNormalization (TF's fused kernel) against Keras's BatchNormalization with the same settings:
-    training outputs, their gradients, the moving statistics after two updates, and inference outputs."""
-    from keras import layers
-
-    import ops
+@pytest.mark.parametrize("cfg", [
+    ModelConfig(output_height=16, output_width=16, gf_dim=8, df_dim=8, z_dim=10),
+    ModelConfig(output_height=28, output_width=28, c_dim=1, y_dim=10, gf_dim=8, df_dim=8, gfc_dim=16, dfc_dim=16,
+                z_dim=10)], ids=["faces", "conditional"])
+def test_first_g_update_reuses_the_d_updates_fake_images(cfg, capfd):
+    """The first G update reuses the D update's G(z) (one generator pass fewer in the graph) and trains exactly as
+    recomputing it: the same weights, optimizer state and batch-norm moving statistics after 3 steps."""
     rng = np.random.default_rng(0)
-    x = tf.constant(rng.normal(3.0, 2.0, (6, 5, 4, 7)).astype(np.float32))
-    keras_bn = layers.BatchNormalization(momentum=ops.BN_MOMENTUM, epsilon=ops.BN_EPSILON, dtype=dtype)
-    fused_bn = ops.batch_norm("bn", dtype)
-    assert isinstance(fused_bn, ops.FusedBatchNormalization)
-    for bn in (keras_bn, fused_bn):
-        bn.build(x.shape)
-    keras_bn.gamma.assign(rng.uniform(0.5, 1.5, 7).astype(np.float32))
-    keras_bn.beta.assign(rng.uniform(-1, 1, 7).astype(np.float32))
-    fused_bn.set_weights(keras_bn.get_weights())
-    weight = tf.constant(rng.normal(size=(6, 5, 4, 7)).astype(np.float32))
-    results = []
-    for bn in (keras_bn, fused_bn):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = bn(x, training=True)
-            loss = tf.reduce_sum(tf.cast(y, tf.float32) * weight)
-        grads = tape.gradient(loss, [x, bn.gamma, bn.beta])
-        bn(x * 0.5 + 1.0, training=True)
-        assert y.dtype == bn.compute_dtype
-        results.append([y, *grads, bn.moving_mean, bn.moving_variance, bn(x, training=False)])
-    for want, got in zip(*results):
-        want, got = (np.asarray(tf.cast(t, tf.float32)) for t in (want, got))
-        np.testing.assert_allclose(got, want, atol=atol * max(1.0, float(np.abs(want).max())))
-    # A synchronized (--sync_bn) batch norm is Keras's own, which reduces across replicas.
-    assert not isinstance(ops.batch_norm("bn", synchronized=True), ops.FusedBatchNormalization)
+    images = rng.integers(0, 256, (8, cfg.output_height, cfg.output_width, cfg.c_dim), dtype=np.uint8)
+    data = (images, np.arange(8) % 10) if cfg.y_dim else images
+    results, generator_passes = [], []
+    for reuse in (True, False):
+        tf.keras.utils.set_random_seed(0)
+        gan = model.DCGAN(cfg, g_updates=2, seed=3)
+        assert gan.reuse_fake
+        gan.reuse_fake = reuse
+        gan.train_loop(iter(tf.data.Dataset.from_tensors(data).repeat()), tf.constant(3, tf.int32))
+        results.append([v.numpy() for v in gan.generator.weights + gan.discriminator.weights
+                        + gan.g_adam.variables + gan.d_adam.variables])
+        args = [tf.zeros([8, cfg.output_height, cfg.output_width, cfg.c_dim]), tf.zeros([8, cfg.z_dim])]
+        graph = gan.train_step.get_concrete_function(*args + ([tf.zeros([8, 10])] if cfg.y_dim else [])).graph
+        # Each generator pass runs its transposed convs forward (Conv2DBackpropInput outside the gradients).
+        generator_passes.append(sum(op.type == "Conv2DBackpropInput" and op.name.startswith("generator")
+                                    for op in graph.get_operations()))
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+    layers_per_pass = 2 if cfg.y_dim else 4  # transposed convs in one generator pass
+    assert generator_passes == [2 * layers_per_pass, 3 * layers_per_pass]
+    # --sync_bn's batch norms are Keras's own, which cannot repeat an update: G(z) is recomputed.
+    assert not model.DCGAN(cfg, sync_bn=True).reuse_fake
+    if not cfg.y_dim:  # Grappler optimised every graph (see make_discriminator); the conditional D's concat after
+        # d_h0's LeakyReLU trips the same remapper failure, with or without these layers
+        assert "remapper failed" not in capfd.readouterr().err

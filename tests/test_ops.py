@@ -1,0 +1,128 @@
+"""The layers in ops.py that compute faster than Keras's own (fused batch norm, matmul kernel gradients) compute
+what Keras's layers do, with the same variables, and take their fast path where they should."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import layers
+
+import ops
+
+
+def _close(got, want, atol):
+    got, want = (np.asarray(tf.cast(t, tf.float32)) for t in (got, want))
+    np.testing.assert_allclose(got, want, atol=atol * max(1.0, float(np.abs(want).max())))
+
+
+@pytest.mark.parametrize("shape", [(6, 5, 4, 7), (9, 7)])
+@pytest.mark.parametrize("dtype,atol", [("float32", 2e-5), ("mixed_bfloat16", 0.05)])
+def test_fused_batch_norm_computes_what_keras_does(dtype, atol, shape):
+    """ops.FusedBatchNormalization (TF's fused kernel) against Keras's BatchNormalization with the same settings:
+    training outputs, their gradients, the moving statistics after two updates, and inference outputs, on NHWC
+    maps and on [batch, features] (the conditional generator's)."""
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(3.0, 2.0, shape).astype(np.float32))
+    keras_bn = layers.BatchNormalization(momentum=ops.BN_MOMENTUM, epsilon=ops.BN_EPSILON, dtype=dtype)
+    fused_bn = ops.batch_norm("bn", dtype)
+    assert isinstance(fused_bn, ops.FusedBatchNormalization)
+    for bn in (keras_bn, fused_bn):
+        bn.build(x.shape)
+    keras_bn.gamma.assign(rng.uniform(0.5, 1.5, 7).astype(np.float32))
+    keras_bn.beta.assign(rng.uniform(-1, 1, 7).astype(np.float32))
+    fused_bn.set_weights(keras_bn.get_weights())
+    weight = tf.constant(rng.normal(size=shape).astype(np.float32))
+    results = []
+    for bn in (keras_bn, fused_bn):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = bn(x, training=True)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) * weight)
+        grads = tape.gradient(loss, [x, bn.gamma, bn.beta])
+        bn(x * 0.5 + 1.0, training=True)
+        assert y.dtype == bn.compute_dtype
+        results.append([y, *grads, bn.moving_mean, bn.moving_variance, bn(x, training=False)])
+    for want, got in zip(*results):
+        _close(got, want, atol)
+    # A synchronized (--sync_bn) batch norm is Keras's own, which reduces across replicas.
+    assert not isinstance(ops.batch_norm("bn", synchronized=True), ops.FusedBatchNormalization)
+
+
+def test_repeated_moving_updates_equal_repeated_calls():
+    """repeat_moving_updates(model, 2): one training call moves the statistics as two calls on the batch do."""
+    x = tf.constant(np.random.default_rng(1).normal(2.0, 3.0, (8, 4, 4, 5)).astype(np.float32))
+
+    def net():
+        inputs = keras.Input((4, 4, 5))
+        return keras.Model(inputs, ops.batch_norm("bn")(inputs))
+    once, twice = net(), net()
+    twice(x, training=True)
+    twice(x, training=True)
+    with ops.repeat_moving_updates(once, 2):
+        once(x, training=True)
+    for a, b in zip(once.get_layer("bn").non_trainable_weights, twice.get_layer("bn").non_trainable_weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6)
+    assert once.get_layer("bn").moving_updates == 1  # restored on leaving
+    once(x, training=True)
+    assert not np.allclose(once.get_layer("bn").moving_mean.numpy(), twice.get_layer("bn").moving_mean.numpy())
+    inputs = keras.Input((4, 4, 5))
+    keras_bn = keras.Model(inputs, ops.batch_norm("bn", portable=True)(inputs))
+    with pytest.raises(ValueError, match="every batch norm fused"):
+        with ops.repeat_moving_updates(keras_bn, 2):
+            pass
+
+
+def _forward_backward(layer, weight):
+    """A function of x: the layer's output and the gradients of sum(output * weight) wrt x, kernel and bias."""
+    def fn(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) * weight)
+        return [y, *tape.gradient(loss, [x, layer.kernel, layer.bias])]
+    return fn
+
+
+def _has_op(fn, op_type, *args):
+    return any(op.type == op_type for op in tf.function(fn).get_concrete_function(*args).graph.get_operations())
+
+
+@pytest.mark.parametrize("size,fast", [(8, True), (7, True), (16, False)])
+@pytest.mark.parametrize("dtype,atol", [("float32", 1e-5), ("mixed_bfloat16", 0.03)])
+def test_matmul_grad_conv_computes_what_keras_does(size, fast, dtype, atol):
+    """D's conv: output, input gradient and kernel/bias gradients equal Keras's Conv2D; the kernel gradient is a
+    matmul of patches (ExtractImagePatches in the graph) only where the output has <= 16 positions."""
+    rng = np.random.default_rng(2)
+    x = tf.constant(rng.normal(size=(3, size, size, 6)).astype(np.float32))
+    ours = ops.conv2d(10, "c", dtype)
+    theirs = layers.Conv2D(10, 5, strides=2, padding="same", dtype=dtype)
+    for layer in (ours, theirs):
+        layer.build(x.shape)
+    theirs.set_weights([w + rng.normal(size=w.shape).astype(np.float32) * 0.1 for w in ours.get_weights()])
+    ours.set_weights(theirs.get_weights())
+    weight = tf.constant(rng.normal(size=ours.compute_output_shape(x.shape)).astype(np.float32))
+    for got, want in zip(tf.function(_forward_backward(ours, weight))(x), _forward_backward(theirs, weight)(x)):
+        _close(got, want, atol)
+    assert _has_op(_forward_backward(ours, weight), "ExtractImagePatches", x) == fast
+    assert not _has_op(_forward_backward(theirs, weight), "ExtractImagePatches", x)
+
+
+@pytest.mark.parametrize("size,out,fast", [(4, 8, True), (4, 7, True), (8, 16, False)])
+@pytest.mark.parametrize("dtype,atol", [("float32", 1e-5), ("mixed_bfloat16", 0.03)])
+def test_matmul_grad_conv_transpose_computes_what_keras_does(size, out, fast, dtype, atol):
+    """G's transposed conv (odd output sizes too, through output_padding) against Keras's Conv2DTranspose, and
+    the portable one is Keras's own layer."""
+    rng = np.random.default_rng(3)
+    x = tf.constant(rng.normal(size=(3, size, size, 6)).astype(np.float32))
+    ours = ops.deconv2d(10, (size, size), (out, out), "d", dtype)
+    theirs = ops.deconv2d(10, (size, size), (out, out), "d", dtype, portable=True)
+    assert type(theirs) is layers.Conv2DTranspose and type(ours) is ops.MatmulGradConv2DTranspose
+    for layer in (ours, theirs):
+        layer.build(x.shape)
+    theirs.set_weights([w + rng.normal(size=w.shape).astype(np.float32) * 0.1 for w in ours.get_weights()])
+    ours.set_weights(theirs.get_weights())
+    weight = tf.constant(rng.normal(size=(3, out, out, 10)).astype(np.float32))
+    results = tf.function(_forward_backward(ours, weight))(x)
+    assert results[0].shape == (3, out, out, 10) and results[0].dtype == ours.compute_dtype
+    for got, want in zip(results, _forward_backward(theirs, weight)(x)):
+        _close(got, want, atol)
+    assert _has_op(_forward_backward(ours, weight), "ExtractImagePatches", x) == fast
