@@ -157,22 +157,23 @@ class TorchVariant:
 
 
 class TFVariant:
-    def __init__(self, precision, cfg, batch, label, fused_bn=True):
+    def __init__(self, precision, cfg, batch, label, portable=False):
+        import functools
         import keras
         import tensorflow as tf
         import model
-        import ops
         self.tf, self.label, self.precision = tf, label, precision
         keras.utils.set_random_seed(0)
-        if fused_bn:
+        if not portable:
             self.gan = model.DCGAN(cfg, g_updates=2, precision=precision, seed=0)
-        else:  # Keras's own batch-norm layer (the project before ops.FusedBatchNormalization), built for this one
-            model.batch_norm = lambda name, dtype=None, synchronized=False, fused=True: ops.batch_norm(
-                name, dtype, synchronized, fused=False)
+        else:  # Keras's own layers (no fused batch norm, no matmul kernel gradients): the project before them
+            make_g, make_d = model.make_generator, model.make_discriminator
+            model.make_generator = functools.partial(make_g, portable=True)
+            model.make_discriminator = functools.partial(make_d, portable=True)
             try:
                 self.gan = model.DCGAN(cfg, g_updates=2, precision=precision, seed=0)
             finally:
-                model.batch_norm = ops.batch_norm
+                model.make_generator, model.make_discriminator = make_g, make_d
         self.batches = iter(tf.data.Dataset.from_tensors(tf.constant(batch)).repeat())
         self.seconds = []
 
@@ -207,8 +208,9 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--modes", default="float32,channels_last,bf16,bf16_channels_last")
     p.add_argument("--threads", default="1,2", help="torch thread counts [1,2]")
-    p.add_argument("--keras_bn", action="store_true",
-                   help="also time the default step with Keras's own batch-norm layer instead of the fused one")
+    p.add_argument("--keras_layers", action="store_true",
+                   help="also time the default step built from Keras's own layers (no fused batch norm, no matmul "
+                        "kernel gradients)")
     args = p.parse_args()
     if args.size % 16:
         sys.exit(f"error: --size must be a multiple of 16 for the port, got {args.size}")
@@ -219,6 +221,7 @@ def main():
     from absl import logging
     logging.set_verbosity(logging.WARNING)
     import numpy as np
+    import mixed_precision
     import model
 
     lines = common.header("PyTorch reference (bench/torch_reference.py)", ("tensorflow", "keras", "torch", "numpy"))
@@ -232,10 +235,10 @@ def main():
 
     cfg = model.ModelConfig(output_height=args.size, output_width=args.size)
     batch = np.random.default_rng(0).integers(0, 256, (args.batch_size, args.size, args.size, 3), dtype=np.uint8)
-    default_precision = model.resolve_precision("auto")
+    default_precision = mixed_precision.resolve_precision("auto")
     variants = [TFVariant(default_precision, cfg, batch, "default")]
-    if args.keras_bn:
-        variants.append(TFVariant(default_precision, cfg, batch, "default with Keras's BatchNormalization", False))
+    if args.keras_layers:
+        variants.append(TFVariant(default_precision, cfg, batch, "default built from Keras's own layers", True))
     if default_precision != "float32":
         variants.append(TFVariant("float32", cfg, batch, "float32"))
     variants += [TorchVariant(m, t, args.size, batch) for m in modes for t in map(int, args.threads.split(","))]
