@@ -125,13 +125,10 @@ def make_discriminator(cfg, dtype=None, sync_bn=False, portable=False):
     if cfg.y_dim:
         return conditional.make_conditional_discriminator(cfg, dtype, sync_bn)
     images = keras.Input(shape=(cfg.output_height, cfg.output_width, cfg.c_dim), name="images")
-    x = lrelu("d_h0_lrelu", dtype)(conv2d(cfg.df_dim, "d_h0_conv", dtype, matmul_filter_grad=not portable)(images))
+    x = lrelu("d_h0_lrelu", dtype)(conv2d(cfg.df_dim, "d_h0_conv", dtype, portable)(images))
     for i, filters in enumerate((cfg.df_dim * 2, cfg.df_dim * 4, cfg.df_dim * 8), start=1):
-        # Not d_h1: a custom gradient right after d_h0's conv + bias + LeakyReLU makes Grappler's remapper fail
-        # (logged; the graph then runs unfused; the conditional D's concat there does the same). It only matters
-        # at 16 px, where d_h1 is small enough for the matmul.
-        conv = conv2d(filters, f"d_h{i}_conv", dtype, matmul_filter_grad=i > 1 and not portable)
-        x = lrelu(f"d_h{i}_lrelu", dtype)(batch_norm(f"d_bn{i}", dtype, sync_bn, portable)(conv(x)))
+        x = conv2d(filters, f"d_h{i}_conv", dtype, portable)(x)
+        x = lrelu(f"d_h{i}_lrelu", dtype)(batch_norm(f"d_bn{i}", dtype, sync_bn, portable)(x))
     x = layers.Flatten(name="d_flatten", dtype=dtype)(x)
     logits = linear(1, "d_h4_lin", "float32")(x)  # the logit and so the losses in float32 under mixed precision
     return keras.Model(images, logits, name="discriminator")

@@ -11,10 +11,10 @@ BN_MOMENTUM = 0.9  # tf.contrib.layers.batch_norm(decay=0.9)
 BN_EPSILON = 1e-5
 
 
-def conv2d(filters, name, dtype=None, matmul_filter_grad=True):
+def conv2d(filters, name, dtype=None, portable=False):
     """5x5 stride-2 convolution of the discriminator (truncated normal, as the original's conv2d).
-    matmul_filter_grad=False: Keras's own layer (see MatmulGradConv2D)."""
-    return (MatmulGradConv2D if matmul_filter_grad else layers.Conv2D)(
+    portable: Keras's own layer (the same weights), for a model file that loads without this code."""
+    return (layers.Conv2D if portable else WideConv2D)(
         filters, 5, strides=2, padding="same", name=name, dtype=dtype,
         kernel_initializer=keras.initializers.TruncatedNormal(stddev=WEIGHT_STDDEV),
         bias_initializer="zeros")
@@ -30,72 +30,76 @@ def deconv2d(filters, input_size, output_size, name, dtype=None, portable=False)
     padding = tuple(out - (2 * inp - 1) for inp, out in zip(input_size, output_size))
     if not all(p in (0, 1) for p in padding):
         raise ValueError(f"cannot upsample {input_size} to {output_size} with one stride-2 transposed conv")
-    return (layers.Conv2DTranspose if portable else MatmulGradConv2DTranspose)(
+    return (layers.Conv2DTranspose if portable else WideConv2DTranspose)(
         filters, 5, strides=2, padding="same", output_padding=padding, name=name, dtype=dtype,
         kernel_initializer=keras.initializers.RandomNormal(stddev=WEIGHT_STDDEV),
         bias_initializer="zeros")
 
 
-# oneDNN's backward-weights kernel is slow when the convolution's small side has few positions: for the 8x8 <-> 4x4
-# layer of the 64-px DCGAN (D's d_h3, G's g_h1) it took 43 ms where one matmul of patches takes 13 ms, while at
-# 16x16 <-> 8x8 oneDNN is faster (16 vs 21 ms; bench/conv_filter_grad.py). So the weight gradient goes through a
-# matmul at or below this many positions, on a CPU only (cuDNN is another story, and unmeasured).
-MATMUL_FILTER_GRAD_MAX_POSITIONS = 16
+# oneDNN's bfloat16 (AMX) convolutions tile the output's width: where a map is only 4 or 8 positions wide (the
+# 64-px DCGAN's 4x4 and 8x8 maps) most of every tile is empty. Laying the batch side by side along the width, each
+# image followed by zero columns, turns n images of width w into one of width n * (w + gap): the same convolution
+# per image (the zeros stand in for its padding), in full tiles. On a 2-core Xeon with AMX (bench/conv_layouts.py
+# and the whole step in bench/train_throughput.py) the forward conv, the transposed conv and the kernel gradient
+# each ran faster in the wide layout where the layer's small side is at most this wide, and slower at 16 and 32.
+WIDE_MAX_WIDTH = 8
+# The gap: 'same' padding of a 5x5 stride-2 conv on an even width pads 1 column before and 2 after; 2 zero columns
+# after each image give every image that padding and keep the stride aligned (w + 2 stays even).
+WIDE_GAP = 2
 
 
-def _use_matmul_filter_grad(layer, small_side):
-    """Whether this stride-2 'same' 2-D layer, whose small side is small_side (h, w), takes the matmul path."""
-    plain = (layer.data_format == "channels_last" and layer.padding == "same" and getattr(layer, "groups", 1) == 1
-             and tuple(layer.dilation_rate) == (1, 1) and None not in small_side)
-    return (plain and small_side[0] * small_side[1] <= MATMUL_FILTER_GRAD_MAX_POSITIONS
+def batch_to_width(x, gap):
+    """[n, h, w, c] -> [1, h, n * (w + gap), c]: the images side by side, each followed by gap zero columns."""
+    h, c = x.shape[1], x.shape[3]
+    x = tf.pad(x, [[0, 0], [0, 0], [0, gap], [0, 0]])
+    return tf.reshape(tf.transpose(x, [1, 0, 2, 3]), [1, h, -1, c])
+
+
+def width_to_batch(y, width, block):
+    """[1, h, n * block, c] -> [n, h, width, c]: the first width columns of every block (tf.slice, whose gradient
+    is a pad, where a strided slice's is a slow scatter)."""
+    h, c = y.shape[1], y.shape[3]
+    y = tf.slice(tf.reshape(y, [h, -1, block, c]), [0, 0, 0, 0], [-1, -1, width, -1])
+    return tf.transpose(y, [1, 0, 2, 3])
+
+
+def _wide_applies(layer, small_width, big_width):
+    """Whether a layer takes the wide layout: the DCGAN's 5x5 stride-2 'same' layers on even widths, in bfloat16 on
+    a CPU, where the small side is at most WIDE_MAX_WIDTH wide (float32 measured no faster; GPUs unmeasured)."""
+    return (layer.data_format == "channels_last" and layer.padding == "same" and tuple(layer.strides) == (2, 2)
+            and tuple(layer.kernel_size) == (5, 5) and tuple(layer.dilation_rate) == (1, 1)
+            and getattr(layer, "groups", 1) == 1 and small_width is not None and big_width == 2 * small_width
+            and small_width <= WIDE_MAX_WIDTH and layer.compute_dtype == "bfloat16"
             and not tf.config.list_logical_devices("GPU"))
 
 
-def _matmul_filter_grad(images, grads, kernel_shape, strides):
-    """The kernel gradient of conv2d(images, kernel, strides, 'SAME') given the gradient of its output: the images'
-    patches (kh, kw, cin order, as the kernel) times the output gradient, [n*oh*ow, kh*kw*cin]^T x [n*oh*ow, cout]."""
-    kh, kw, cin, cout = kernel_shape
-    patches = tf.image.extract_patches(images, [1, kh, kw, 1], [1, *strides, 1], [1, 1, 1, 1], "SAME")
-    grad = tf.matmul(tf.reshape(patches, [-1, kh * kw * cin]), tf.reshape(grads, [-1, cout]), transpose_a=True)
-    return tf.reshape(grad, kernel_shape)
-
-
-class MatmulGradConv2D(layers.Conv2D):
-    """Keras's Conv2D (same variables) whose kernel gradient is a matmul of patches where oneDNN's is slow."""
+class WideConv2D(layers.Conv2D):
+    """Keras's Conv2D (same variables) computed in the wide layout where that is faster (see WIDE_MAX_WIDTH); its
+    gradients, TensorFlow's own, then run wide too."""
 
     def convolution_op(self, inputs, kernel):
-        out_size = [conv_out_size_same(n, s) for n, s in zip(inputs.shape[1:3], self.strides)]
-        if len(inputs.shape) != 4 or not _use_matmul_filter_grad(self, out_size):
+        width = inputs.shape[2] if len(inputs.shape) == 4 else None
+        if width is None or width % 2 or not _wide_applies(self, width // 2, width):
             return super().convolution_op(inputs, kernel)
-        strides = list(self.strides)
-
-        @tf.custom_gradient
-        def conv(x, w):
-            def grad(dy):
-                return (tf.nn.conv2d_transpose(dy, w, tf.shape(x), strides, "SAME"),
-                        _matmul_filter_grad(x, dy, w.shape, strides))
-            return tf.nn.conv2d(x, w, strides, "SAME"), grad
-        return conv(tf.convert_to_tensor(inputs), tf.convert_to_tensor(kernel))
+        outputs = tf.nn.conv2d(batch_to_width(inputs, WIDE_GAP), kernel, 2, "SAME")
+        return width_to_batch(outputs, width // 2, (width + WIDE_GAP) // 2)
 
 
-class MatmulGradConv2DTranspose(layers.Conv2DTranspose):
-    """Keras's Conv2DTranspose (same variables) whose kernel gradient is a matmul of patches where oneDNN's is
-    slow. Its output size is Keras's for 'same' padding: (in - 1) * stride + 1 + output_padding (5x5 kernel)."""
+class WideConv2DTranspose(layers.Conv2DTranspose):
+    """Keras's Conv2DTranspose (same variables) computed in the wide layout where that is faster. Its output size is
+    Keras's for 'same' padding: (in - 1) * stride + 1 + output_padding (5x5 kernel)."""
 
     def call(self, inputs):
-        if (len(inputs.shape) != 4 or self.output_padding is None or self.kernel_size != (5, 5)
-                or not _use_matmul_filter_grad(self, inputs.shape[1:3])):
+        width = inputs.shape[2] if len(inputs.shape) == 4 else None
+        if width is None or self.output_padding is None:
             return super().call(inputs)
-        strides = list(self.strides)
-        out_size = [(n - 1) * s + 1 + p for n, s, p in zip(inputs.shape[1:3], strides, self.output_padding)]
-
-        @tf.custom_gradient
-        def conv_transpose(x, w):
-            def grad(dy):
-                return tf.nn.conv2d(dy, w, strides, "SAME"), _matmul_filter_grad(dy, x, w.shape, strides)
-            shape = tf.stack([tf.shape(x)[0], out_size[0], out_size[1], self.filters])
-            return tf.nn.conv2d_transpose(x, w, shape, strides, "SAME"), grad
-        outputs = conv_transpose(tf.convert_to_tensor(inputs), tf.convert_to_tensor(self.kernel))
+        out_height, out_width = ((n - 1) * 2 + 1 + p if n is not None else None
+                                 for n, p in zip(inputs.shape[1:3], self.output_padding))
+        if out_height is None or not _wide_applies(self, width, out_width):
+            return super().call(inputs)
+        shape = tf.stack([1, out_height, tf.shape(inputs)[0] * (out_width + WIDE_GAP), self.filters])
+        outputs = tf.nn.conv2d_transpose(batch_to_width(inputs, WIDE_GAP // 2), self.kernel, shape, 2, "SAME")
+        outputs = width_to_batch(outputs, out_width, out_width + WIDE_GAP)
         if self.use_bias:
             outputs = outputs + tf.reshape(tf.convert_to_tensor(self.bias), (1, 1, 1, self.filters))
         return outputs if self.activation is None else self.activation(outputs)

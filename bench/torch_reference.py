@@ -8,7 +8,9 @@ The port is the reference a user would otherwise pick: model.py's default archit
 z -> 4x4x8gf, BN, ReLU, four 5x5 stride-2 transposed convs to 64x64x3 with BN + ReLU but the last, tanh; D: four
 5x5 stride-2 convs, BN on all but the first, LeakyReLU 0.2, linear -> 1 logit), N(0, 0.02) weights, batch norm
 decay 0.9 (torch momentum 0.1) and eps 1e-5, Adam 2e-4 / (0.5, 0.999) / eps 1e-8, and the same step: one D
-update on a real batch and G(z), then 2 G updates with D frozen, BCE-with-logits losses, a new z every step.
+update on a real batch and G(z), then 2 G updates with D frozen, BCE-with-logits losses, a new z every step; the
+first G update reuses the D update's G(z), as this project's step does (--recompute_modes also times the port
+recomputing it).
 Padding gives TF's 'same' shapes (torch pads 2 on both sides where TF pads 1 before and 2 after: the same work,
 the window shifted by one pixel). Its variants: float32, channels_last, bf16 autocast, bf16 autocast +
 channels_last, each with 1 and 2 torch threads (torch.set_num_threads). The project's side: the default training
@@ -96,9 +98,9 @@ def torch_counts(module):
 class TorchDCGAN:
     """The port with its optimisers and the step; mode: float32, channels_last, bf16, bf16_channels_last."""
 
-    def __init__(self, mode, size, seed=0):
+    def __init__(self, mode, size, seed=0, reuse_fake=True):
         torch.manual_seed(seed)
-        self.mode = mode
+        self.mode, self.reuse_fake = mode, reuse_fake
         self.G, self.D = Generator(size), Discriminator(size)
         init_weights(self.G)
         init_weights(self.D)
@@ -128,9 +130,11 @@ class TorchDCGAN:
         d_loss.backward()
         self.d_adam.step()
         self.D.requires_grad_(False)  # D frozen: the G step computes no gradients for D's weights
-        for _ in range(g_updates):
+        for i in range(g_updates):
             with self._forward():
-                logits = self.D(self.G(z))
+                # reuse_fake: the first G update takes the D update's G(z), whose graph is still there (as
+                # pytorch/examples' DCGAN does, and this project's step since 1c2f9ba); else G(z) is redrawn.
+                logits = self.D(fake if i == 0 and self.reuse_fake else self.G(z))
                 g_loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
             self.g_adam.zero_grad(set_to_none=True)
             g_loss.backward()
@@ -140,13 +144,15 @@ class TorchDCGAN:
 
 
 class TorchVariant:
-    def __init__(self, mode, threads, size, batch):
+    def __init__(self, mode, threads, size, batch, reuse_fake=True):
         self.mode, self.threads, self.batch = mode, threads, torch.from_numpy(batch).permute(0, 3, 1, 2)
-        self.gan = TorchDCGAN(mode, size)
+        self.gan = TorchDCGAN(mode, size, reuse_fake=reuse_fake)
         self.seconds = []
 
     def name(self):
-        return f"PyTorch {torch.__version__} {self.mode}, {self.threads} thread{'s' if self.threads > 1 else ''}"
+        fake = "" if self.gan.reuse_fake else ", G(z) recomputed"
+        return (f"PyTorch {torch.__version__} {self.mode}, {self.threads} thread{'s' if self.threads > 1 else ''}"
+                f"{fake}")
 
     def run(self, steps):
         torch.set_num_threads(self.threads)
@@ -166,7 +172,7 @@ class TFVariant:
         keras.utils.set_random_seed(0)
         if not portable:
             self.gan = model.DCGAN(cfg, g_updates=2, precision=precision, seed=0)
-        else:  # Keras's own layers (no fused batch norm, no matmul kernel gradients): the project before them
+        else:  # Keras's own layers (no fused batch norm, no wide layout): the project before them
             make_g, make_d = model.make_generator, model.make_discriminator
             model.make_generator = functools.partial(make_g, portable=True)
             model.make_discriminator = functools.partial(make_d, portable=True)
@@ -208,14 +214,18 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--modes", default="float32,channels_last,bf16,bf16_channels_last")
     p.add_argument("--threads", default="1,2", help="torch thread counts [1,2]")
+    p.add_argument("--recompute_modes", default="bf16_channels_last",
+                   help="modes also timed (2 threads) with G(z) recomputed for the first G update, as this project "
+                        "did before 1c2f9ba; '' for none [bf16_channels_last]")
     p.add_argument("--keras_layers", action="store_true",
-                   help="also time the default step built from Keras's own layers (no fused batch norm, no matmul "
-                        "kernel gradients)")
+                   help="also time the default step built from Keras's own layers (no fused batch norm, no wide "
+                        "layout)")
     args = p.parse_args()
     if args.size % 16:
         sys.exit(f"error: --size must be a multiple of 16 for the port, got {args.size}")
     modes = args.modes.split(",")
-    for m in modes:
+    recompute_modes = [m for m in args.recompute_modes.split(",") if m]
+    for m in modes + recompute_modes:
         if m not in ("float32", "channels_last", "bf16", "bf16_channels_last"):
             sys.exit(f"error: unknown --modes entry {m!r}")
     from absl import logging
@@ -242,6 +252,7 @@ def main():
     if default_precision != "float32":
         variants.append(TFVariant("float32", cfg, batch, "float32"))
     variants += [TorchVariant(m, t, args.size, batch) for m in modes for t in map(int, args.threads.split(","))]
+    variants += [TorchVariant(m, 2, args.size, batch, reuse_fake=False) for m in recompute_modes]
     common.run_rounds(variants, args.rounds, args.steps, args.warmup, args.batch_size)
 
     def img_s(v, how=statistics.median):

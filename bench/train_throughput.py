@@ -4,6 +4,7 @@
     python bench/train_throughput.py --images 2000 --steps 5 --rounds 1       # a quick look
     python bench/train_throughput.py --precisions float32,mixed_bfloat16 --g_updates 2 --float16_steps 0
     python bench/train_throughput.py --precisions mixed_bfloat16 --g_updates 2 --sources files --ema_kimgs 0,10
+    python bench/train_throughput.py --precisions mixed_bfloat16 --g_updates 2 --sources memory --wide_max_widths 0,4,8,16
 
 Every configuration is built once in this one process, then timed in --rounds interleaved rounds (each round in
 a rotated order), so a machine that gets busier or quieter during the run affects all of them alike; the table
@@ -39,6 +40,7 @@ import dataset  # noqa: E402
 import common  # noqa: E402  (bench/common.py: this script's folder is first on sys.path)
 import mixed_precision  # noqa: E402
 import model  # noqa: E402
+import ops  # noqa: E402
 
 
 def decode_times(files, load, cache_dir):
@@ -66,8 +68,10 @@ def memory_batches(pixels, batch_size):
 class Config:
     """One timed configuration: a freshly initialised DCGAN and its own batch iterator."""
 
-    def __init__(self, precision, g_updates, source, cfg, pixels, args, total_steps, ema_kimg=0.0):
+    def __init__(self, precision, g_updates, source, cfg, pixels, args, total_steps, ema_kimg=0.0,
+                 wide_max_width=ops.WIDE_MAX_WIDTH):
         self.precision, self.g_updates, self.source, self.ema_kimg = precision, g_updates, source, ema_kimg
+        self.wide_max_width = wide_max_width
         keras.utils.set_random_seed(0)
         self.gan = model.DCGAN(cfg, g_updates=g_updates, precision=precision, seed=0, ema_kimg=ema_kimg,
                                batch_size=args.batch_size)
@@ -77,6 +81,8 @@ class Config:
 
     def run(self, steps):
         """Seconds per step over one compiled loop of `steps` steps (reading the losses waits for the last)."""
+        # ops reads it when the loop traces (the first call); set for every call, so each config keeps its own.
+        ops.WIDE_MAX_WIDTH = self.wide_max_width
         start = time.perf_counter()
         losses = self.gan.train_loop(self.batches, tf.constant(steps, tf.int32))[0].numpy()
         seconds = (time.perf_counter() - start) / steps
@@ -86,7 +92,7 @@ class Config:
 
     def name(self):
         ema = f", ema_kimg {self.ema_kimg:g}" if self.ema_kimg else ""
-        return f"{self.precision}, g_updates {self.g_updates}, {self.source}{ema}"
+        return f"{self.precision}, g_updates {self.g_updates}, {self.source}{ema}, wide <= {self.wide_max_width}"
 
 
 class Pipeline:
@@ -120,6 +126,9 @@ def main():
     p.add_argument("--g_updates", default="2,1")
     p.add_argument("--sources", default="files,memory")
     p.add_argument("--ema_kimgs", default="0", help="--ema_kimg values timed (0: no moving average of G) [0]")
+    p.add_argument("--wide_max_widths", default=str(ops.WIDE_MAX_WIDTH),
+                   help="ops.WIDE_MAX_WIDTH values timed (0: no layer in the wide layout) "
+                        f"[{ops.WIDE_MAX_WIDTH}, the default]")
     p.add_argument("--steps", type=int, default=20, help="steps in one timed loop (the default --steps_per_loop)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per configuration first (tracing)")
     p.add_argument("--rounds", type=int, default=3)
@@ -148,6 +157,10 @@ def main():
         sys.exit(f"error: --ema_kimgs takes numbers separated by commas, got {args.ema_kimgs!r}")
     if any(e < 0 for e in ema_list):
         sys.exit(f"error: --ema_kimgs must be 0 or more, got {args.ema_kimgs!r}")
+    try:
+        wide_list = [int(w) for w in args.wide_max_widths.split(",")]
+    except ValueError:
+        sys.exit(f"error: --wide_max_widths takes whole numbers separated by commas, got {args.wide_max_widths!r}")
     if set(sources) - {"files", "memory"}:
         sys.exit(f"error: --sources takes files and memory, got {args.sources!r}")
     default_precision = mixed_precision.resolve_precision("auto")
@@ -167,23 +180,25 @@ def main():
         for g in g_list:
             for source in sources:
                 for ema in ema_list:
-                    configs.append(Config(prec, g, source, cfg, pixels, args, total_steps, ema))
+                    for wide in wide_list:
+                        configs.append(Config(prec, g, source, cfg, pixels, args, total_steps, ema, wide))
     common.run_rounds(configs, args.rounds, args.steps, args.warmup, args.batch_size)
 
     def img_s(c, how=statistics.median):
         return args.batch_size / how(c.seconds)
 
     pipeline, trained = configs[0], configs[1:]
-    default = next((c for c in trained if (c.precision, c.g_updates, c.source, c.ema_kimg)
-                    == (default_precision, 2, "files", 0.0)), trained[0])
+    default = next((c for c in trained if (c.precision, c.g_updates, c.source, c.ema_kimg, c.wide_max_width)
+                    == (default_precision, 2, "files", 0.0, ops.WIDE_MAX_WIDTH)), trained[0])
     lines += [f"{args.size}x{args.size} model (gf/df 64, z 100), batch {args.batch_size}, {len(data.files)} images "
               f"from {args.data}; {args.rounds} interleaved rounds of one {args.steps}-step compiled loop each, "
               f"after {args.warmup} warm-up steps. Default = {default.name()} (what `main.py --train` runs here; "
               f"--precision auto resolves to {default_precision}).", "",
-              "| precision | G updates | data | ema_kimg | img/s (median) | range over rounds | ms/step | vs default |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| precision | G updates | data | ema_kimg | wide max width | img/s (median) | range over rounds | "
+              "ms/step | vs default |", "|---|---|---|---|---|---|---|---|---|"]
     for c in trained:
-        lines.append(f"| {c.precision} | {c.g_updates} | {c.source} | {c.ema_kimg:g} | {img_s(c):.1f} | "
+        lines.append(f"| {c.precision} | {c.g_updates} | {c.source} | {c.ema_kimg:g} | {c.wide_max_width} | "
+                     f"{img_s(c):.1f} | "
                      f"{img_s(c, max):.1f}-{img_s(c, min):.1f} | {1000 * statistics.median(c.seconds):.0f} | "
                      f"{img_s(c) / img_s(default):.2f}x |")
     pipe_ms, step_ms = 1000 * statistics.median(pipeline.seconds), 1000 * statistics.median(default.seconds)
@@ -192,14 +207,15 @@ def main():
               "threads, beside the step)"]
     for prec in precisions:
         for g in g_list:
-            pair = {c.source: c for c in trained if (c.precision, c.g_updates, c.ema_kimg) == (prec, g, ema_list[0])}
+            pair = {c.source: c for c in trained
+                    if (c.precision, c.g_updates, c.ema_kimg, c.wide_max_width) == (prec, g, ema_list[0], wide_list[0])}
             if {"files", "memory"} <= set(pair):
                 ratio = img_s(pair["files"]) / img_s(pair["memory"])
                 lines.append(f"- {prec}, g_updates {g}: files run at {ratio:.3f}x the in-memory speed")
     for c in trained:
         if c.ema_kimg:
-            plain = next((b for b in trained if (b.precision, b.g_updates, b.source, b.ema_kimg)
-                          == (c.precision, c.g_updates, c.source, 0.0)), None)
+            plain = next((b for b in trained if (b.precision, b.g_updates, b.source, b.ema_kimg, b.wide_max_width)
+                          == (c.precision, c.g_updates, c.source, 0.0, c.wide_max_width)), None)
             if plain is not None:
                 lines.append(f"- {plain.name()}: keeping the moving average (ema_kimg {c.ema_kimg:g}) runs at "
                              f"{img_s(c) / img_s(plain):.3f}x the speed without it")
