@@ -191,8 +191,8 @@ class DCGAN:
         self.generator = make_generator(cfg, precision, sync_bn)
         self.discriminator = make_discriminator(cfg, precision, sync_bn)
         # epsilon 1e-8 is TF1's AdamOptimizer default, which the original used.
-        self.g_adam = keras.optimizers.Adam(learning_rate, beta_1=beta1, epsilon=1e-8)
-        self.d_adam = keras.optimizers.Adam(learning_rate, beta_1=beta1, epsilon=1e-8)
+        self.g_adam = ops.FusedAdam(learning_rate, beta_1=beta1, epsilon=1e-8)
+        self.d_adam = ops.FusedAdam(learning_rate, beta_1=beta1, epsilon=1e-8)
         if precision == "mixed_float16":  # float16 gradients underflow without loss scaling; bfloat16 needs none
             self.g_optimizer = keras.optimizers.LossScaleOptimizer(self.g_adam)
             self.d_optimizer = keras.optimizers.LossScaleOptimizer(self.d_adam)

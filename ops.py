@@ -1,4 +1,5 @@
-"""Layer builders for the DCGAN, with the original's initialisers and batch-norm settings (dtype: a Keras policy)."""
+"""Layer builders for the DCGAN, with the original's initialisers and batch-norm settings (dtype: a Keras policy), and
+the fused Adam its optimisers use."""
 import contextlib
 import math
 
@@ -181,6 +182,25 @@ def batch_norm(name, dtype=None, synchronized=False, portable=False):
         return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, scale=True, name=name,
                                          dtype=dtype, synchronized=synchronized)
     return FusedBatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, scale=True, name=name, dtype=dtype)
+
+
+class FusedAdam(keras.optimizers.Adam):
+    """Keras's Adam (the same variables, hyperparameters and update rule) applied by TensorFlow's fused
+    ResourceApplyAdam kernel: one pass over each weight and its two moments where Keras's update runs some ten
+    separate elementwise ops over them. AMSGrad and sparse gradients keep Keras's own update."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.amsgrad or isinstance(gradient, tf.IndexedSlices):
+            return super().update_step(gradient, variable, learning_rate)
+        dtype = variable.dtype
+        step = tf.cast(self.iterations + 1, dtype)
+        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        index = self._get_variable_index(variable)
+        # .handle is each replica's own copy inside a tf.distribute update, as Keras's assign_add would use.
+        tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle, m=self._momentums[index].handle, v=self._velocities[index].handle,
+            beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step), lr=tf.cast(learning_rate, dtype),
+            beta1=beta_1, beta2=beta_2, epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(gradient, dtype))
 
 
 def lrelu(name, dtype=None):

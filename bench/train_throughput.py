@@ -189,10 +189,12 @@ def main():
 
     pipeline, trained = configs[0], configs[1:]
     default = next((c for c in trained if (c.precision, c.g_updates, c.source, c.ema_kimg, c.wide_max_width)
-                    == (default_precision, 2, "files", 0.0, ops.WIDE_MAX_WIDTH)), trained[0])
+                    == (default_precision, 2, "files", 0.0, ops.WIDE_MAX_WIDTH)), None)
+    what = "what `main.py --train` runs here" if default else "the first row: the default is not in this run"
+    default = default or trained[0]
     lines += [f"{args.size}x{args.size} model (gf/df 64, z 100), batch {args.batch_size}, {len(data.files)} images "
               f"from {args.data}; {args.rounds} interleaved rounds of one {args.steps}-step compiled loop each, "
-              f"after {args.warmup} warm-up steps. Default = {default.name()} (what `main.py --train` runs here; "
+              f"after {args.warmup} warm-up steps. Default = {default.name()} ({what}; "
               f"--precision auto resolves to {default_precision}).", "",
               "| precision | G updates | data | ema_kimg | wide max width | img/s (median) | range over rounds | "
               "ms/step | vs default |", "|---|---|---|---|---|---|---|---|---|"]

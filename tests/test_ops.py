@@ -150,3 +150,24 @@ def test_wide_conv_transpose_computes_what_keras_does(size, out, dtype, atol):
         _close(got, want, tolerance)
     wide = out[1] == 2 * size[1] and size[1] <= ops.WIDE_MAX_WIDTH and dtype == "mixed_bfloat16"
     assert _wide_ops(_forward_backward(ours, weight), x) == _all(wide)
+
+
+def test_fused_adam_updates_as_keras_adam_does():
+    """ops.FusedAdam (TensorFlow's ResourceApplyAdam) against Keras's Adam with the original's settings: weights and
+    both moments after 5 steps of the same gradients, and the same slot variables (so checkpoints carry over)."""
+    rng = np.random.default_rng(4)
+    start = [rng.normal(size=s).astype(np.float32) for s in ((5, 5, 3, 4), (4,), (7,))]
+    grads = [[tf.constant(rng.normal(size=w.shape).astype(np.float32) * 10.0 ** -k) for w in start]
+             for k in range(5)]  # gradients of falling size, so the moments' history matters
+    results = []
+    for optimizer in (keras.optimizers.Adam(2e-4, beta_1=0.5, epsilon=1e-8),
+                      ops.FusedAdam(2e-4, beta_1=0.5, epsilon=1e-8)):
+        weights = [keras.Variable(w) for w in start]
+        step = tf.function(lambda g: optimizer.apply_gradients(zip(g, weights)))
+        for g in grads:
+            step(g)
+        results.append([w.numpy() for w in weights] + [v.numpy() for v in optimizer.variables])
+    assert len(results[0]) == len(results[1])  # iterations, learning rate, m and v per weight
+    for want, got in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-9)
+    assert not np.allclose(results[1][0], start[0])
