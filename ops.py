@@ -1,11 +1,14 @@
 """Layer builders for the DCGAN, with the original's initialisers and batch-norm settings (dtype: a Keras policy), and
 the fused Adam its optimisers use."""
 import contextlib
+import functools
 import math
 
 import keras
 import tensorflow as tf
 from keras import layers
+
+import mixed_precision
 
 WEIGHT_STDDEV = 0.02  # the original's N(0, 0.02) for every weight
 BN_MOMENTUM = 0.9  # tf.contrib.layers.batch_norm(decay=0.9)
@@ -65,13 +68,20 @@ def width_to_batch(y, width, block):
     return tf.transpose(y, [1, 0, 2, 3])
 
 
+@functools.lru_cache(maxsize=None)
+def amx_cpu():
+    """Whether this CPU has AMX bfloat16 tiles: the kernels the wide layout was measured on (AVX512-BF16 CPUs
+    without AMX, such as AMD's Zen 4, run other oneDNN kernels, unmeasured, so they keep the plain layout)."""
+    return "amx_bf16" in mixed_precision.cpu_flags()
+
+
 def _wide_applies(layer, small_width, big_width):
     """Whether a layer takes the wide layout: the DCGAN's 5x5 stride-2 'same' layers on even widths, in bfloat16 on
-    a CPU, where the small side is at most WIDE_MAX_WIDTH wide (float32 measured no faster; GPUs unmeasured)."""
+    an AMX CPU, where the small side is at most WIDE_MAX_WIDTH wide (float32 measured slower; GPUs unmeasured)."""
     return (layer.data_format == "channels_last" and layer.padding == "same" and tuple(layer.strides) == (2, 2)
             and tuple(layer.kernel_size) == (5, 5) and tuple(layer.dilation_rate) == (1, 1)
             and getattr(layer, "groups", 1) == 1 and small_width is not None and big_width == 2 * small_width
-            and small_width <= WIDE_MAX_WIDTH and layer.compute_dtype == "bfloat16"
+            and small_width <= WIDE_MAX_WIDTH and layer.compute_dtype == "bfloat16" and amx_cpu()
             and not tf.config.list_logical_devices("GPU"))
 
 

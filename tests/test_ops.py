@@ -103,9 +103,16 @@ def _all(wide):
     return {op: wide for op in ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter")}
 
 
+@pytest.fixture(params=[True, False], ids=["amx", "no-amx"])
+def amx(request, monkeypatch):
+    """Run as on a CPU with AMX (where the wide layout applies) and without, whatever this machine has."""
+    monkeypatch.setattr(ops, "amx_cpu", lambda: request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("height,width", [(8, 8), (5, 8), (14, 14), (16, 16), (32, 32), (7, 7)])
 @pytest.mark.parametrize("dtype,atol", [("float32", 1e-5), ("mixed_bfloat16", 0.03)])
-def test_wide_conv_computes_what_keras_does(height, width, dtype, atol):
+def test_wide_conv_computes_what_keras_does(height, width, dtype, atol, amx):
     """D's conv: output, input gradient and kernel/bias gradients equal Keras's Conv2D (in float32, so bfloat16 is
     held to the exact result, not to Keras's own bfloat16 rounding), for a batch size known only when it runs."""
     rng = np.random.default_rng(2)
@@ -122,15 +129,15 @@ def test_wide_conv_computes_what_keras_does(height, width, dtype, atol):
     for got, want, tolerance in zip(any_batch(x), _forward_backward(theirs, weight)(x), _tolerances(atol)):
         _close(got, want, tolerance)
     # The conv, its input gradient (a transposed conv) and its kernel gradient run wide together, where the small
-    # side is at most WIDE_MAX_WIDTH (8) wide, in bfloat16, on even widths.
-    wide = width % 2 == 0 and width // 2 <= ops.WIDE_MAX_WIDTH and dtype == "mixed_bfloat16"
+    # side is at most WIDE_MAX_WIDTH (8) wide, in bfloat16, on even widths, on an AMX CPU.
+    wide = width % 2 == 0 and width // 2 <= ops.WIDE_MAX_WIDTH and dtype == "mixed_bfloat16" and amx
     assert _wide_ops(_forward_backward(ours, weight), x) == _all(wide)
 
 
 @pytest.mark.parametrize("size,out", [((4, 4), (8, 8)), ((4, 4), (7, 8)), ((8, 8), (16, 16)), ((7, 7), (14, 14)),
                                       ((4, 4), (7, 7)), ((16, 16), (32, 32))])
 @pytest.mark.parametrize("dtype,atol", [("float32", 1e-5), ("mixed_bfloat16", 0.03)])
-def test_wide_conv_transpose_computes_what_keras_does(size, out, dtype, atol):
+def test_wide_conv_transpose_computes_what_keras_does(size, out, dtype, atol, amx):
     """G's transposed conv (odd output sizes too, through output_padding) against Keras's Conv2DTranspose; the
     portable one is Keras's own layer. Its forward pass is the transposed conv, its input gradient the conv."""
     rng = np.random.default_rng(3)
@@ -148,7 +155,7 @@ def test_wide_conv_transpose_computes_what_keras_does(size, out, dtype, atol):
     assert results[0].shape == (3, *out, 10) and results[0].dtype == ours.compute_dtype
     for got, want, tolerance in zip(results, _forward_backward(theirs, weight)(x), _tolerances(atol)):
         _close(got, want, tolerance)
-    wide = out[1] == 2 * size[1] and size[1] <= ops.WIDE_MAX_WIDTH and dtype == "mixed_bfloat16"
+    wide = out[1] == 2 * size[1] and size[1] <= ops.WIDE_MAX_WIDTH and dtype == "mixed_bfloat16" and amx
     assert _wide_ops(_forward_backward(ours, weight), x) == _all(wide)
 
 
